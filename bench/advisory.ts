@@ -1,0 +1,125 @@
+/**
+ * Advisory lock acquire + release: BEGIN, pg_advisory_xact_lock, COMMIT, hand-written against
+ * each driver (the floor) and through ormlock, one client, alternating rounds. Two forms: the
+ * outside-transaction helper `advisory(key, fn)` that opens the transaction itself, and
+ * `advisory(key)` inside a transaction the caller holds; plus pg's session-scoped lock.
+ */
+import { PrismaPg } from '@prisma/adapter-pg';
+import { sql } from 'drizzle-orm';
+import { drizzle } from 'drizzle-orm/node-postgres';
+import pg from 'pg';
+import { $lock as drizzleLock } from '../src/drizzle/index.js';
+import { $lock as pgLock } from '../src/pg/index.js';
+import { lockExtension } from '../src/prisma/index.js';
+import { hashKey } from '../src/index.js';
+import { PrismaClient } from '../prisma/generated/client.js';
+import { compare } from './stats.js';
+import type { BenchContext, BenchRow } from './types.js';
+
+export async function benchAdvisory(ctx: BenchContext): Promise<BenchRow[]> {
+  const plan = ctx.quick ? { rounds: 2, perRound: 40, warmup: 10 } : { rounds: 6, perRound: 500, warmup: 200 };
+  const pool = new pg.Pool({ connectionString: ctx.url, max: 1 }).on('error', () => {});
+  const db = drizzle({ client: new pg.Pool({ connectionString: ctx.url, max: 1 }).on('error', () => {}) });
+  const prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: ctx.url, max: 1 }) }).$extends(lockExtension());
+  const key = (i: number) => `bench:${i % 64}`;
+  const raw = (i: number) => hashKey(key(i)).toString();
+  const rows: BenchRow[] = [];
+  try {
+    const noop = async () => undefined;
+    const pgInTx = async (i: number, lock: (client: pg.PoolClient) => Promise<unknown>) => {
+      const client = await pool.connect();
+      try {
+        await client.query('BEGIN');
+        await lock(client);
+        await client.query('COMMIT');
+      } finally {
+        client.release();
+      }
+      return i;
+    };
+    const pgFigures = await compare(
+      {
+        raw: async (i) => {
+          const client = await pool.connect();
+          try {
+            await client.query('BEGIN');
+            await client.query('SELECT pg_advisory_xact_lock($1::int8)', [raw(i)]);
+            await client.query('COMMIT');
+          } finally {
+            client.release();
+          }
+        },
+        ormlock: (i) => pgLock(pool).advisory(key(i), noop),
+        'ormlock in tx': (i) => pgInTx(i, (client) => pgLock(client).advisory(key(i))),
+      },
+      plan,
+    );
+    // Session scope: lock and unlock on a connection held across calls (pg only).
+    const held = await pool.connect();
+    let sessionFigures;
+    try {
+      sessionFigures = await compare(
+        {
+          raw: async (i) => {
+            await held.query('SELECT pg_advisory_lock($1::int8)', [raw(i)]);
+            const { rows } = await held.query<{ ok: boolean }>('SELECT pg_advisory_unlock($1::int8) AS ok', [raw(i)]);
+            if (!rows[0]?.ok) throw new Error('unlock returned false');
+          },
+          ormlock: async (i) => (await pgLock(held).advisory(key(i), { scope: 'session' }))!.release(),
+        },
+        plan,
+      );
+    } finally {
+      held.release();
+    }
+    const drizzleFigures = await compare(
+      {
+        raw: (i) => db.transaction(async (tx) => void (await tx.execute(sql`SELECT pg_advisory_xact_lock(${raw(i)}::int8)`))),
+        ormlock: (i) => drizzleLock(db).advisory(key(i), noop),
+        'ormlock in tx': (i) => db.transaction(async (tx) => void (await drizzleLock(tx).advisory(key(i)))),
+      },
+      plan,
+    );
+    const prismaFigures = await compare(
+      {
+        raw: (i) => prisma.$transaction(async (tx) => void (await tx.$executeRawUnsafe('SELECT pg_advisory_xact_lock($1::int8)', raw(i)))),
+        ormlock: (i) => prisma.$lock.advisory(key(i), noop),
+        'ormlock in tx': (i) => prisma.$transaction(async (tx) => void (await tx.$lock.advisory(key(i)))),
+      },
+      plan,
+    );
+    const groups = [
+      ['pg', pgFigures],
+      ['drizzle', drizzleFigures],
+      ['prisma', prismaFigures],
+    ] as const;
+    // One case per form, each with its own copy of the floor row so the table reads per case.
+    for (const [form, caseName] of [
+      ['ormlock', 'advisory xact, helper opens the transaction: advisory(key, fn)'],
+      ['ormlock in tx', 'advisory xact, inside your transaction: advisory(key)'],
+    ] as const) {
+      for (const [driver, figures] of groups) {
+        const floor = figures['raw']!;
+        const f = figures[form]!;
+        rows.push({ case: caseName, driver: `raw ${driver}`, clients: 1, ...floor, kind: 'floor' });
+        rows.push({ case: caseName, driver: `ormlock ${driver}`, clients: 1, ...f, kind: 'ormlock', ratio: f.medianMs / floor.medianMs });
+      }
+    }
+    const sessionCase = 'advisory session lock + unlock on a held connection';
+    rows.push({ case: sessionCase, driver: 'raw pg', clients: 1, ...sessionFigures['raw']!, kind: 'floor' });
+    rows.push({
+      case: sessionCase,
+      driver: 'ormlock pg',
+      clients: 1,
+      ...sessionFigures['ormlock']!,
+      kind: 'ormlock',
+      ratio: sessionFigures['ormlock']!.medianMs / sessionFigures['raw']!.medianMs,
+      note: 'release() checks the unlock',
+    });
+  } finally {
+    await pool.end();
+    await db.$client.end();
+    await prisma.$disconnect();
+  }
+  return rows;
+}

@@ -1,0 +1,97 @@
+/**
+ * Queue claim throughput: one statement that picks the next pending job with
+ * `FOR UPDATE SKIP LOCKED`, marks it running and returns it, with 1 and 16 workers. The floor is
+ * the hand-written statement on node-postgres (`UPDATE … WHERE id = (SELECT … SKIP LOCKED)
+ * RETURNING *`); against it, ormlock's `claim(…, { set })` on `pg`, Drizzle and Prisma (and the
+ * same hand-written SQL through Drizzle's `db.execute` and Prisma's `$queryRawUnsafe`, to show
+ * what each ORM costs by itself).
+ */
+import { PrismaPg } from '@prisma/adapter-pg';
+import { eq, sql } from 'drizzle-orm';
+import { drizzle } from 'drizzle-orm/node-postgres';
+import pg from 'pg';
+import { jobs } from '../drizzle/schema.js';
+import { $lock as drizzleLock } from '../src/drizzle/index.js';
+import { $lock as pgLock } from '../src/pg/index.js';
+import { lockExtension } from '../src/prisma/index.js';
+import { PrismaClient } from '../prisma/generated/client.js';
+import { type ClientOp, compare, compareConcurrent } from './stats.js';
+import type { BenchContext, BenchRow } from './types.js';
+
+const RAW_CLAIM =
+  `UPDATE jobs SET status = 'running', locked_by = $1 ` +
+  `WHERE id = (SELECT id FROM jobs WHERE status = 'pending' ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING *`;
+
+const CASE = 'claim 1 job (SKIP LOCKED, set, RETURNING)';
+
+/** Notes printed under the bench table. */
+export const claimNotes = [
+  'claim: every call claims one pending job and marks it running, in one statement outside a transaction; jobs come from a partial index on pending ids.',
+];
+
+export async function benchClaim(ctx: BenchContext): Promise<BenchRow[]> {
+  const quick = ctx.quick ?? false;
+  const single = quick ? { rounds: 2, perRound: 60, warmup: 20 } : { rounds: 6, perRound: 400, warmup: 100 };
+  const many = quick ? { rounds: 2, perClient: 20, warmup: 5 } : { rounds: 4, perClient: 150, warmup: 30 };
+  const CLIENTS = 16;
+  const DRIVERS = 6;
+  const needed = DRIVERS * (single.warmup + single.rounds * single.perRound + CLIENTS * (many.warmup + many.rounds * many.perClient));
+
+  const setup = new pg.Client({ connectionString: ctx.url });
+  await setup.connect();
+  try {
+    await setup.query('TRUNCATE jobs RESTART IDENTITY');
+    await setup.query(`INSERT INTO jobs (payload) SELECT jsonb_build_object('n', i) FROM generate_series(1, $1::int) AS i`, [Math.ceil(needed * 1.1)]);
+    await setup.query(`CREATE INDEX IF NOT EXISTS jobs_pending_id ON jobs (id) WHERE status = 'pending'`);
+    await setup.query('VACUUM ANALYZE jobs');
+  } finally {
+    await setup.end();
+  }
+
+  const rows: BenchRow[] = [];
+  for (const clients of [1, CLIENTS]) {
+    const pool = new pg.Pool({ connectionString: ctx.url, max: clients }).on('error', () => {});
+    const drizzlePool = new pg.Pool({ connectionString: ctx.url, max: clients }).on('error', () => {});
+    const db = drizzle({ client: drizzlePool });
+    const prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: ctx.url, max: clients }) }).$extends(lockExtension());
+    // Built once, as an app keeps `$lock(pool)` / `$lock(db)` next to its pool.
+    const pgLocks = pgLock(pool);
+    const drizzleLocks = drizzleLock(db);
+    try {
+      const ops: Record<string, ClientOp> = {
+        'raw pg': () => pool.query(RAW_CLAIM, ['bench']),
+        'raw drizzle (db.execute)': () =>
+          db.execute(
+            sql`UPDATE jobs SET status = 'running', locked_by = ${'bench'} WHERE id = (SELECT id FROM jobs WHERE status = 'pending' ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING *`,
+          ),
+        'raw prisma ($queryRawUnsafe)': () => prisma.$queryRawUnsafe(RAW_CLAIM, 'bench'),
+        'ormlock pg': () => pgLocks.claim('jobs', { where: { status: 'pending' }, orderBy: { id: 'asc' }, set: { status: 'running', locked_by: 'bench' } }),
+        'ormlock drizzle': () => drizzleLocks.claim(jobs, { where: eq(jobs.status, 'pending'), orderBy: jobs.id, set: { status: 'running', lockedBy: 'bench' } }),
+        'ormlock prisma': () => prisma.$lock.claim('Job', { where: { status: 'pending' }, orderBy: { id: 'asc' }, set: { status: 'running', lockedBy: 'bench' } }),
+      };
+      const figures =
+        clients === 1
+          ? await compare(ops, single)
+          : await compareConcurrent(
+              Object.fromEntries(Object.entries(ops).map(([name, op]) => [name, Array.from({ length: clients }, () => op)])),
+              many,
+            );
+      const floor = figures['raw pg']!;
+      for (const [driver, figure] of Object.entries(figures)) {
+        rows.push({
+          case: CASE,
+          driver,
+          clients,
+          opsPerSec: figure.opsPerSec,
+          medianMs: figure.medianMs,
+          p99Ms: figure.p99Ms,
+          kind: driver.startsWith('raw pg') ? 'floor' : driver.startsWith('raw') ? 'peer' : 'ormlock',
+          ...(driver === 'raw pg' ? {} : { ratio: figure.medianMs / floor.medianMs, note: `${(figure.opsPerSec / floor.opsPerSec).toFixed(2)}× raw pg throughput` }),
+        });
+      }
+    } finally {
+      await Promise.allSettled([pool.end(), drizzlePool.end(), prisma.$disconnect()]);
+    }
+  }
+  return rows;
+}

@@ -1,0 +1,165 @@
+/** Latency figures of a set of samples in milliseconds. */
+export function summarize(samplesMs: number[]): { medianMs: number; p99Ms: number } {
+  const sorted = [...samplesMs].sort((a, b) => a - b);
+  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN;
+  return { medianMs: at(0.5), p99Ms: at(0.99) };
+}
+
+/**
+ * Times `op` `count` times in a row and returns each call's latency in milliseconds. Pairs of
+ * cases are measured in alternating rounds by the caller, so a drift of the machine's speed hits
+ * both sides alike.
+ */
+export async function sample(op: (i: number) => Promise<unknown>, count: number): Promise<number[]> {
+  const out: number[] = new Array(count);
+  for (let i = 0; i < count; i += 1) {
+    const start = performance.now();
+    await op(i);
+    out[i] = performance.now() - start;
+  }
+  return out;
+}
+
+/**
+ * Runs named cases in `rounds` alternating rounds of `perRound` calls each and summarizes each.
+ * `scale` shrinks the calls of a slow case (e.g. `{ 'advisory-lock': 0.2 }`) so it does not eat
+ * the time budget; it still runs in every round.
+ */
+export async function compare(
+  cases: Record<string, (i: number) => Promise<unknown>>,
+  { rounds, perRound, warmup }: { rounds: number; perRound: number; warmup: number },
+  scale: Record<string, number> = {},
+): Promise<Record<string, { medianMs: number; p99Ms: number; opsPerSec: number }>> {
+  const samples: Record<string, number[]> = {};
+  const n = (name: string, count: number) => Math.max(1, Math.round(count * (scale[name] ?? 1)));
+  for (const [name, op] of Object.entries(cases)) {
+    await sample(op, n(name, warmup));
+    samples[name] = [];
+  }
+  for (let round = 0; round < rounds; round += 1) {
+    for (const [name, op] of Object.entries(cases)) samples[name]!.push(...(await sample(op, n(name, perRound))));
+  }
+  return Object.fromEntries(
+    Object.entries(samples).map(([name, list]) => {
+      const figures = summarize(list);
+      return [name, { ...figures, opsPerSec: 1000 / (list.reduce((a, b) => a + b, 0) / list.length) }];
+    }),
+  );
+}
+
+/** One client's operation in a concurrent case: `i` counts that client's calls. */
+export type ClientOp = (i: number) => Promise<unknown>;
+
+/**
+ * Runs named cases with several clients at once (one op function per client, each on a connection
+ * of its own), in `rounds` alternating rounds; in each round every client makes `perClient` calls
+ * back to back while the others do the same. Latency percentiles are over every client's calls;
+ * throughput is all calls over the rounds' wall time.
+ */
+export async function compareConcurrent(
+  cases: Record<string, ClientOp[]>,
+  { rounds, perClient, warmup }: { rounds: number; perClient: number; warmup: number },
+  scale: Record<string, number> = {},
+): Promise<Record<string, { medianMs: number; p99Ms: number; opsPerSec: number }>> {
+  const n = (name: string, count: number) => Math.max(1, Math.round(count * (scale[name] ?? 1)));
+  const samples: Record<string, number[]> = {};
+  const wallMs: Record<string, number> = {};
+  const runRound = async (ops: ClientOp[], count: number, offset: number) => {
+    const start = performance.now();
+    const lists = await Promise.all(ops.map((op) => sample((i) => op(offset + i), count)));
+    return { wall: performance.now() - start, lists };
+  };
+  for (const [name, ops] of Object.entries(cases)) {
+    await runRound(ops, n(name, warmup), 0);
+    samples[name] = [];
+    wallMs[name] = 0;
+  }
+  for (let round = 0; round < rounds; round += 1) {
+    for (const [name, ops] of Object.entries(cases)) {
+      const { wall, lists } = await runRound(ops, n(name, perClient), warmup + round * perClient);
+      for (const list of lists) samples[name]!.push(...list);
+      wallMs[name]! += wall;
+    }
+  }
+  return Object.fromEntries(
+    Object.entries(samples).map(([name, list]) => [name, { ...summarize(list), opsPerSec: (list.length * 1000) / wallMs[name]! }]),
+  );
+}
+
+/** A lock as the handoff measurement drives it: acquire resolves a function that releases. */
+export type HandoffClient = () => Promise<() => Promise<unknown>>;
+
+/**
+ * Contended handoff: every client loops acquire → release at once → acquire on one resource for
+ * `durationMs` (after `warmupMs`). All clients live in this process, so one clock orders every
+ * event. Returns the gaps from each release's start to the next acquisition and who got it.
+ */
+export async function measureHandoff(
+  clients: HandoffClient[],
+  {
+    durationMs,
+    warmupMs,
+    gaveUp = () => false,
+  }: { durationMs: number; warmupMs: number; /** Errors that mean "retries exhausted": counted, not thrown. */ gaveUp?: (error: unknown) => boolean },
+): Promise<{ acquisitions: number; opsPerSec: number; gapP50Ms: number; gapP99Ms: number; handoffP50Ms?: number; handoffP99Ms?: number; backToReleaser: number; failedAcquires: number; waitP50Ms: number; waitP99Ms: number; waitMaxMs: number; idleClients: number }> {
+  type Event = { at: number; client: number; kind: 'acquired' | 'releasing'; waitMs?: number };
+  const events: Event[] = [];
+  const t0 = performance.now();
+  const measureFrom = t0 + warmupMs;
+  const stopAt = measureFrom + durationMs;
+  let failedAcquires = 0;
+  await Promise.all(
+    clients.map(async (acquire, client) => {
+      while (performance.now() < stopAt) {
+        let release: () => Promise<unknown>;
+        const asked = performance.now();
+        try {
+          release = await acquire();
+        } catch (error) {
+          if (!gaveUp(error)) throw error;
+          if (performance.now() >= measureFrom) failedAcquires += 1;
+          continue;
+        }
+        const at = performance.now();
+        events.push({ at, client, kind: 'acquired', waitMs: at - asked });
+        events.push({ at: performance.now(), client, kind: 'releasing' });
+        await release();
+      }
+    }),
+  );
+  const gaps: number[] = [];
+  const waits: number[] = [];
+  const handoffs: number[] = [];
+  let same = 0;
+  let acquisitions = 0;
+  let lastRelease: Event | undefined;
+  for (const event of events) {
+    if (event.kind === 'releasing') {
+      lastRelease = event;
+      continue;
+    }
+    if (lastRelease === undefined || lastRelease.at < measureFrom || event.at > stopAt) continue;
+    acquisitions += 1;
+    waits.push(event.waitMs!);
+    const gap = event.at - lastRelease.at;
+    gaps.push(gap);
+    if (event.client === lastRelease.client) same += 1;
+    else handoffs.push(gap);
+  }
+  const all = summarize(gaps);
+  const moved = handoffs.length > 0 ? summarize(handoffs) : undefined;
+  return {
+    acquisitions,
+    opsPerSec: (acquisitions * 1000) / durationMs,
+    gapP50Ms: all.medianMs,
+    gapP99Ms: all.p99Ms,
+    handoffP50Ms: moved?.medianMs,
+    handoffP99Ms: moved?.p99Ms,
+    backToReleaser: acquisitions > 0 ? same / acquisitions : Number.NaN,
+    failedAcquires,
+    waitP50Ms: summarize(waits).medianMs,
+    waitP99Ms: summarize(waits).p99Ms,
+    waitMaxMs: waits.reduce((a, b) => Math.max(a, b), 0),
+    idleClients: clients.length - new Set(events.filter((e) => e.kind === 'acquired' && e.at >= measureFrom && e.at <= stopAt).map((e) => e.client)).size,
+  };
+}

@@ -1,0 +1,624 @@
+import { type Duration, MAX_DURATION_MS, parseDuration } from './duration.js';
+import { InvalidLockArgumentError, LeaseLostError, LockAbortedError, LockNotAvailableError, LockTimeoutError } from './errors.js';
+import { type AcquireAttempt, checkLeaseName, type HeldLease, type LeaseHost, type LeaseRecord, leaseRecordOf } from './lease-host.js';
+import { quoteIdent } from './sql.js';
+import { SqlState, sqlStateOf } from './sqlstate.js';
+import { mapDriverError } from './wait.js';
+
+/** Options of `lease(name, options)`. */
+export interface LeaseOptions<D = unknown> {
+  /** How long the lease lives without a renewal, by the database's clock. Default `'30s'`. */
+  readonly ttl?: Duration;
+  /**
+   * How often this process renews it: default a third of `ttl`; must be under half of `ttl`.
+   * `false`: never renewed automatically (the lease ends after `ttl` unless you `extend()` it).
+   */
+  readonly heartbeat?: Duration | false;
+  /**
+   * `false` (default): try once. A duration: wait up to that long for the holder to release or
+   * expire (woken by NOTIFY where the layer can LISTEN, else by polling).
+   */
+  readonly wait?: false | Duration;
+  /** A JSON value stored with the lease (readable by `getLease` / `listLeases`). */
+  readonly data?: D;
+  /** Cancels a wait. (To end a held lease, call `release()`.) */
+  readonly signal?: AbortSignal;
+  /** Called once if the lease is lost (expired, taken over, table gone) while held. */
+  readonly onLost?: (error: LeaseLostError) => void;
+  /** A busy lease: `'throw'` (default) or `'return'` `null`. */
+  readonly onBusy?: 'throw' | 'return';
+}
+
+/** Options of `withLease(name, fn, options)`. */
+export interface WithLeaseOptions<D = unknown> extends Omit<LeaseOptions<D>, 'onBusy'> {
+  /** A busy lease: `'throw'` (default) or `'skip'` the function and resolve `undefined`. */
+  readonly onBusy?: 'throw' | 'skip';
+}
+
+/**
+ * A lease held by this process. Its `signal` aborts the moment the lease is lost or released: pass
+ * it to the work done under the lease. Release it in `finally`, or with `await using`.
+ *
+ * @example
+ * ```ts
+ * await using lease = await $lock(pool).lease('nightly-report', { ttl: '1m' });
+ * await buildReport({ signal: lease.signal, fence: lease.fencingToken });
+ * ```
+ */
+export interface Lease<D = unknown> extends AsyncDisposable {
+  readonly name: string;
+  /** This process's owner id (`host:pid:random`). */
+  readonly owner: string;
+  /**
+   * Strictly larger than the token of every earlier acquisition of this name (through release,
+   * expiry and pruning of old rows). Write it next to what the lease protects and refuse writes
+   * with a smaller one: see {@link fencingCondition}.
+   */
+  readonly fencingToken: bigint;
+  readonly data: D | null;
+  /** When the database will expire the lease unless renewed (its own clock, last known). */
+  readonly expiresAt: Date;
+  /** Aborts when the lease is lost (reason: a {@link LeaseLostError}) or released. */
+  readonly signal: AbortSignal;
+  /** `'held'`, `'released'` or `'lost'`. */
+  readonly state: 'held' | 'released' | 'lost';
+  /** Renews now, optionally with a new ttl. Throws {@link LeaseLostError} if it is no longer held. */
+  extend(ttl?: Duration): Promise<void>;
+  /**
+   * Releases it and wakes waiters. Throws {@link LeaseLostError} if it was lost before (expired or
+   * taken over): the work done under it may have overlapped another holder's. A second call does nothing.
+   */
+  release(): Promise<void>;
+}
+
+/** Validated lease options. */
+interface LeasePlan {
+  readonly ttlMs: number;
+  readonly heartbeatMs: number | undefined;
+  readonly waitMs: number | undefined;
+  readonly data: unknown;
+  readonly signal: AbortSignal | undefined;
+  readonly onLost: ((error: LeaseLostError) => void) | undefined;
+  readonly onBusy: 'throw' | 'return' | 'skip';
+}
+
+const DEFAULT_TTL_MS = 30_000;
+const OPTIONS = new Set(['ttl', 'heartbeat', 'wait', 'data', 'signal', 'onLost', 'onBusy']);
+
+/** Validates lease options before any SQL is sent. */
+export function planLease(options: unknown, form: 'lease' | 'run'): LeasePlan {
+  const opts = (options ?? {}) as Record<string, unknown>;
+  if (typeof opts !== 'object' || Array.isArray(opts)) throw new InvalidLockArgumentError('options', 'expected an object');
+  for (const name of Object.keys(opts)) if (!OPTIONS.has(name)) throw new InvalidLockArgumentError(`options.${name}`, 'unknown option');
+  const ttlMs = opts['ttl'] === undefined ? DEFAULT_TTL_MS : parseDuration(opts['ttl'], 'options.ttl');
+  if (ttlMs < 10) throw new InvalidLockArgumentError('options.ttl', 'at least 10 ms');
+  let heartbeatMs: number | undefined;
+  if (opts['heartbeat'] === false) heartbeatMs = undefined;
+  else if (opts['heartbeat'] === undefined) heartbeatMs = Math.max(1, Math.floor(ttlMs / 3));
+  else {
+    heartbeatMs = parseDuration(opts['heartbeat'], 'options.heartbeat');
+    if (heartbeatMs <= 0 || heartbeatMs >= ttlMs / 2) {
+      throw new InvalidLockArgumentError('options.heartbeat', `must be above 0 and under half the ttl (${ttlMs} ms), so that a renewal can fail once and still arrive in time`);
+    }
+  }
+  const wait = opts['wait'];
+  const waitMs = wait === undefined || wait === false ? undefined : parseDuration(wait, 'options.wait');
+  const signal = opts['signal'];
+  if (signal !== undefined && !(signal instanceof AbortSignal)) throw new InvalidLockArgumentError('options.signal', 'expected an AbortSignal');
+  const onLost = opts['onLost'];
+  if (onLost !== undefined && typeof onLost !== 'function') throw new InvalidLockArgumentError('options.onLost', 'expected a function');
+  const allowed = form === 'run' ? ['throw', 'skip'] : ['throw', 'return'];
+  const onBusy = opts['onBusy'] ?? 'throw';
+  if (!allowed.includes(onBusy as string)) throw new InvalidLockArgumentError('options.onBusy', `expected one of ${allowed.map((v) => `'${v}'`).join(', ')}`);
+  if (opts['data'] !== undefined) {
+    try {
+      JSON.stringify(opts['data']);
+    } catch (error) {
+      throw new InvalidLockArgumentError('options.data', `expected a JSON value (${(error as Error).message})`);
+    }
+  }
+  return {
+    ttlMs,
+    heartbeatMs,
+    waitMs,
+    data: opts['data'],
+    signal: signal as AbortSignal | undefined,
+    onLost: onLost as LeasePlan['onLost'],
+    onBusy: onBusy as LeasePlan['onBusy'],
+  };
+}
+
+/**
+ * How much earlier than the database this process stops trusting its lease: a tenth of the ttl,
+ * between 20 ms and 5 s. It covers timer lateness and clock-rate differences; the trust deadline
+ * is counted from when the request was sent, so network delay only makes it earlier.
+ */
+export function trustMarginMs(ttlMs: number): number {
+  return Math.min(5_000, Math.max(20, Math.ceil(ttlMs / 10)));
+}
+
+class LeaseHandle<D> implements Lease<D>, HeldLease {
+  readonly name: string;
+  readonly owner: string;
+  readonly token: string;
+  readonly fencingToken: bigint;
+  readonly data: D | null;
+  ttlMs: number;
+  readonly heartbeatMs: number | undefined;
+  renewAt: number;
+  #expiresAt: Date;
+  #state: 'held' | 'released' | 'lost' = 'held';
+  #lostError: LeaseLostError | undefined;
+  readonly #controller = new AbortController();
+  readonly #host: LeaseHost;
+  readonly #onLost: ((error: LeaseLostError) => void) | undefined;
+  #trustedUntil = 0;
+  #lastSentAt = Number.NEGATIVE_INFINITY;
+  #trustTimer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(host: LeaseHost, attempt: Extract<AcquireAttempt, { acquired: true }>, plan: LeasePlan) {
+    this.#host = host;
+    this.name = attempt.row.name;
+    this.owner = attempt.row.owner;
+    this.token = attempt.row.token;
+    this.fencingToken = BigInt(attempt.row.token);
+    this.data = (attempt.row.data ?? null) as D | null;
+    this.ttlMs = plan.ttlMs;
+    this.heartbeatMs = plan.heartbeatMs;
+    this.renewAt = attempt.sentAt + (plan.heartbeatMs ?? 0);
+    this.#expiresAt = new Date(Number(attempt.row.expires_ms));
+    this.#onLost = plan.onLost;
+    this.renewed(attempt.sentAt, Number(attempt.row.expires_ms));
+    host.hold(this);
+  }
+
+  get expiresAt(): Date {
+    return this.#expiresAt;
+  }
+
+  get signal(): AbortSignal {
+    return this.#controller.signal;
+  }
+
+  get state(): 'held' | 'released' | 'lost' {
+    return this.#state;
+  }
+
+  /** @internal A renewal sent at `sentAt` (performance.now()) got through. */
+  renewed(sentAt: number, expiresMs: number): void {
+    if (this.#state !== 'held' || sentAt < this.#lastSentAt) return;
+    this.#lastSentAt = sentAt;
+    this.#expiresAt = new Date(expiresMs);
+    // Trusted until sent + ttl − margin by this process's monotonic clock: the database counted
+    // its ttl from some moment after we sent, so we stop before it does, never after.
+    this.#trustedUntil = sentAt + this.ttlMs - trustMarginMs(this.ttlMs);
+    if (this.#trustTimer !== undefined) clearTimeout(this.#trustTimer);
+    this.#trustTimer = setTimeout(() => this.#distrust(), Math.max(0, this.#trustedUntil - performance.now()));
+    this.#trustTimer.unref?.();
+  }
+
+  #distrust(): void {
+    if (this.#state !== 'held') return;
+    if (performance.now() < this.#trustedUntil) {
+      this.renewed(this.#lastSentAt, this.#expiresAt.getTime());
+      return;
+    }
+    this.lost(
+      new LeaseLostError(
+        `lease ${JSON.stringify(this.name)} was not renewed in time (ttl ${this.ttlMs} ms): this process stopped trusting it before the database would expire it`,
+        this.name,
+        'expired',
+      ),
+    );
+    // Give it back early if the database still has it, so that others need not wait for expiry.
+    this.#host.release(this.name, this.token).catch(() => {});
+  }
+
+  /** @internal */
+  lost(error: LeaseLostError): void {
+    if (this.#state !== 'held') return;
+    this.#state = 'lost';
+    this.#lostError = error;
+    this.#stop();
+    this.#controller.abort(error);
+    try {
+      this.#onLost?.(error);
+    } catch {
+      // A throwing onLost must not break the heartbeat of other leases.
+    }
+  }
+
+  #stop(): void {
+    this.#host.drop(this);
+    if (this.#trustTimer !== undefined) clearTimeout(this.#trustTimer);
+    this.#trustTimer = undefined;
+  }
+
+  async extend(ttl?: Duration): Promise<void> {
+    if (this.#state !== 'held') throw this.#notHeld('extend');
+    const ttlMs = ttl === undefined ? this.ttlMs : parseDuration(ttl, 'ttl');
+    if (this.heartbeatMs !== undefined && this.heartbeatMs >= ttlMs / 2) {
+      throw new InvalidLockArgumentError('ttl', `must be over twice the heartbeat (${this.heartbeatMs} ms)`);
+    }
+    const renewed = await this.#host.extend(this.name, this.token, ttlMs);
+    if (renewed === undefined) {
+      const error = new LeaseLostError(`lease ${JSON.stringify(this.name)} could not be extended: it expired or was taken over`, this.name, 'expired');
+      this.lost(error);
+      throw error;
+    }
+    this.ttlMs = ttlMs;
+    this.#lastSentAt = Number.NEGATIVE_INFINITY;
+    this.renewed(renewed.sentAt, renewed.expiresMs);
+  }
+
+  async release(): Promise<void> {
+    if (this.#state === 'released') return;
+    if (this.#state === 'lost') throw this.#notHeld('release');
+    this.#state = 'released';
+    this.#stop();
+    this.#controller.abort(new Error(`lease ${JSON.stringify(this.name)} was released`));
+    const outcome = await this.#host.release(this.name, this.token);
+    if (outcome === 'released') return;
+    const error =
+      outcome === 'expired'
+        ? new LeaseLostError(`lease ${JSON.stringify(this.name)} had already expired when released: work done under it may have overlapped another holder`, this.name, 'expired')
+        : new LeaseLostError(`lease ${JSON.stringify(this.name)} was no longer held by this owner when released (taken over or removed)`, this.name, 'taken');
+    this.#state = 'lost';
+    this.#lostError = error;
+    try {
+      this.#onLost?.(error);
+    } catch {
+      // as above
+    }
+    throw error;
+  }
+
+  /** Releases without throwing for a lease that is already lost (used when the work itself failed). */
+  async releaseQuietly(): Promise<void> {
+    if (this.#state === 'held') await this.release().catch(() => {});
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.release();
+  }
+
+  #notHeld(action: string): LeaseLostError {
+    const cause = this.#lostError;
+    if (this.#state === 'released') return new LeaseLostError(`cannot ${action} lease ${JSON.stringify(this.name)}: it was released`, this.name, 'gone');
+    return new LeaseLostError(`cannot ${action} lease ${JSON.stringify(this.name)}: it was lost (${cause?.message ?? 'expired'})`, this.name, cause?.reason ?? 'expired', { cause });
+  }
+}
+
+/** Takes a lease per `plan`, waiting if asked. `null` when busy and `onBusy` is not `'throw'`. */
+export async function acquireLease<D>(host: LeaseHost, name: string, plan: LeasePlan): Promise<Lease<D> | null> {
+  const what = `lease ${JSON.stringify(name)}`;
+  if (plan.signal?.aborted) throw new LockAbortedError(`wait for ${what} aborted before it started`, { cause: plan.signal.reason });
+  if (plan.waitMs === undefined || plan.waitMs === 0) {
+    const attempt = await host.tryAcquire(name, plan.ttlMs, plan.data);
+    if (attempt.acquired) return new LeaseHandle<D>(host, attempt, plan);
+    if (plan.onBusy !== 'throw') return null;
+    throw new LockNotAvailableError(`${what} is held by ${describeHolder(attempt)}`);
+  }
+
+  const deadline = performance.now() + plan.waitMs;
+  let leave: (() => void) | undefined;
+  let stopWaiting: (() => void) | undefined;
+  try {
+    leave = await host.enqueue(name, plan.signal).catch((reason: unknown) => {
+      throw new LockAbortedError(`wait for ${what} aborted`, { cause: reason });
+    });
+    const yieldMs = host.yieldMs(name);
+    if (yieldMs > 0) await delay(yieldMs);
+    let last: AcquireAttempt = await host.tryAcquire(name, plan.ttlMs, plan.data);
+    if (last.acquired) return new LeaseHandle<D>(host, last, plan);
+    // Busy: queue where the layer can open a connection of our own (first come, first served
+    // across processes); otherwise every waiter retries on NOTIFY or by polling.
+    const queued = await waitInQueue<D>(host, name, plan, deadline, what);
+    if (queued !== 'no-queue') {
+      if (queued !== null) return queued;
+      if (plan.onBusy !== 'throw') return null;
+      throw new LockTimeoutError(`${what} was still held by ${describeHolder(last)} after ${plan.waitMs} ms`, plan.waitMs);
+    }
+    // LISTEN before the next try, so a release between the try and the sleep is not missed.
+    stopWaiting = await host.startWaiting();
+    for (;;) {
+      const heard = host.heard(name);
+      last = await host.tryAcquire(name, plan.ttlMs, plan.data);
+      if (last.acquired) return new LeaseHandle<D>(host, last, plan);
+      const left = deadline - performance.now();
+      if (left <= 0) break;
+      // The holder cannot be replaced before its expiry unless it releases (and then we are woken).
+      const holderLeft = last.holder === undefined ? 0 : Math.max(0, Number(last.holder.remaining_ms));
+      const sleepMs = Math.min(left, holderLeft > 0 ? holderLeft + 1 : 5);
+      await host.sleep(name, sleepMs, plan.signal, heard).catch((reason: unknown) => {
+        throw new LockAbortedError(`wait for ${what} aborted`, { cause: reason });
+      });
+    }
+    if (plan.onBusy !== 'throw') return null;
+    throw new LockTimeoutError(`${what} was still held by ${describeHolder(last)} after ${plan.waitMs} ms`, plan.waitMs);
+  } finally {
+    stopWaiting?.();
+    leave?.();
+  }
+}
+
+const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Waits for the lease in line: on a connection of its own the waiter takes a session advisory
+ * lock on the name's queue key, which PostgreSQL grants first come, first served; only the first
+ * in line tries the lease (on each NOTIFY of a release, or at the holder's expiry), so waiters
+ * neither starve nor stampede. Closing the connection leaves the line (on success, timeout or
+ * abort alike). `'no-queue'` when no such connection can be opened.
+ */
+async function waitInQueue<D>(host: LeaseHost, name: string, plan: LeasePlan, deadline: number, what: string): Promise<Lease<D> | null | 'no-queue'> {
+  let heard = 0;
+  let wake: (() => void) | undefined;
+  const session = await host.openSession((payload) => {
+    if (payload !== name) return;
+    heard += 1;
+    wake?.();
+  });
+  if (session === undefined) return 'no-queue';
+  const onAbort = (): void => {
+    session.close();
+    wake?.();
+  };
+  plan.signal?.addEventListener('abort', onAbort, { once: true });
+  const aborted = (cause: unknown) => new LockAbortedError(`wait for ${what} aborted`, { cause: plan.signal?.reason ?? cause });
+  try {
+    if (plan.signal?.aborted) throw aborted(undefined);
+    const left = Math.ceil(deadline - performance.now());
+    if (left <= 0) return null;
+    try {
+      // The wait in line is bounded on the server; a statement of our own connection, so the
+      // setting cannot leak into anyone else's work.
+      await session.query(`SELECT set_config('lock_timeout', $1, false)`, [String(left)]);
+      await session.query('SELECT pg_advisory_lock($1::int8)', [host.queueKey(name)]);
+    } catch (error) {
+      if (plan.signal?.aborted) throw aborted(error);
+      if (sqlStateOf(error) === SqlState.lockNotAvailable) return null;
+      throw mapDriverError(error);
+    }
+    for (;;) {
+      const seen = heard;
+      const attempt = await host.tryAcquire(name, plan.ttlMs, plan.data);
+      if (attempt.acquired) return new LeaseHandle<D>(host, attempt, plan);
+      const remaining = deadline - performance.now();
+      if (remaining <= 0) return null;
+      const holderLeft = attempt.holder === undefined ? 0 : Math.max(0, Number(attempt.holder.remaining_ms));
+      // A safety-net retry every 2 s (jittered) in case a NOTIFY is lost.
+      const sleepMs = Math.min(remaining, holderLeft > 0 ? holderLeft + 1 : 5, 2_000 * (0.5 + Math.random()));
+      if (heard === seen) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, sleepMs);
+          wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+        wake = undefined;
+      }
+      if (plan.signal?.aborted) throw aborted(undefined);
+    }
+  } finally {
+    plan.signal?.removeEventListener('abort', onAbort);
+    session.close();
+  }
+}
+
+function describeHolder(attempt: AcquireAttempt): string {
+  if (attempt.acquired || attempt.holder === undefined) return 'another owner';
+  return `${attempt.holder.owner} (token ${attempt.holder.token}, ${Math.max(0, Math.round(Number(attempt.holder.remaining_ms)))} ms left)`;
+}
+
+/** Runs `fn(lease)` under a lease and releases it in `finally`; see {@link LeaseMethods.withLease}. */
+export async function runWithLease<D, R>(host: LeaseHost, name: string, fn: (lease: Lease<D>) => R | Promise<R>, plan: LeasePlan): Promise<R | undefined> {
+  const lease = (await acquireLease<D>(host, name, plan)) as LeaseHandle<D> | null;
+  if (lease === null) return undefined;
+  let result: R;
+  try {
+    result = await fn(lease);
+  } catch (error) {
+    await lease.releaseQuietly();
+    throw error;
+  }
+  // Throws LeaseLostError if the lease was lost while fn ran: its work may have overlapped.
+  await lease.release();
+  return result;
+}
+
+/** Options of `leader(name, options)`. */
+export interface LeaderOptions<D = unknown> extends Omit<LeaseOptions<D>, 'wait' | 'onBusy' | 'onLost' | 'signal'> {
+  /** Called each time this process becomes the leader; `lease.signal` aborts when it stops being it. */
+  readonly onElected: (lease: Lease<D>) => void | Promise<void>;
+  /** Called when leadership ends: lost (with the error) or given up by `stop()` (`undefined`). */
+  readonly onDemoted?: (error: LeaseLostError | undefined) => void | Promise<void>;
+  /** Errors of the election loop itself (database unreachable) and of the callbacks. Default: ignored, the loop retries. */
+  readonly onError?: (error: unknown) => void;
+  /** Pause before retrying after an error or a loss. Default a third of the ttl. */
+  readonly retry?: Duration;
+  /** Stops the election loop (as `stop()` does). */
+  readonly signal?: AbortSignal;
+}
+
+/** A running leader election; see {@link LeaseMethods.leader}. */
+export interface Leadership extends AsyncDisposable {
+  /** Whether this process leads right now. */
+  readonly isLeader: boolean;
+  /** The lease while leading. */
+  readonly lease: Lease | undefined;
+  /** Stops competing, gives leadership up (releasing the lease), and resolves when the loop has ended. */
+  stop(): Promise<void>;
+}
+
+/** Runs leader election until stopped; see {@link LeaseMethods.leader}. */
+export function runLeader<D>(host: LeaseHost, name: string, options: LeaderOptions<D>): Leadership {
+  if (typeof options?.onElected !== 'function') throw new InvalidLockArgumentError('options.onElected', 'expected a function');
+  const { onElected, onDemoted, onError = () => {}, retry, signal, ...leaseOptions } = options;
+  const plan = planLease(leaseOptions, 'lease');
+  const retryMs = retry === undefined ? Math.max(10, Math.floor(plan.ttlMs / 3)) : parseDuration(retry, 'options.retry');
+  const stopper = new AbortController();
+  if (signal !== undefined) {
+    if (signal.aborted) stopper.abort();
+    else signal.addEventListener('abort', () => stopper.abort(), { once: true });
+  }
+  let current: LeaseHandle<D> | undefined;
+  const pause = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ms * (0.5 + Math.random()));
+      stopper.signal.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true });
+    });
+  const loop = (async () => {
+    while (!stopper.signal.aborted) {
+      let lease: LeaseHandle<D> | null;
+      try {
+        lease = (await acquireLease<D>(host, name, { ...plan, waitMs: MAX_DURATION_MS, signal: stopper.signal, onBusy: 'return' })) as LeaseHandle<D> | null;
+      } catch (error) {
+        if (stopper.signal.aborted) break;
+        onError(error);
+        await pause(retryMs);
+        continue;
+      }
+      if (lease === null) continue;
+      current = lease;
+      try {
+        await onElected(lease);
+      } catch (error) {
+        onError(error);
+      }
+      if (lease.state === 'held') {
+        await new Promise<void>((resolve) => {
+          lease.signal.addEventListener('abort', () => resolve(), { once: true });
+          stopper.signal.addEventListener('abort', () => resolve(), { once: true });
+        });
+      }
+      current = undefined;
+      const lostError = lease.state === 'lost' ? (lease.signal.reason as LeaseLostError) : undefined;
+      if (lease.state === 'held') await lease.releaseQuietly();
+      try {
+        await onDemoted?.(lostError);
+      } catch (error) {
+        onError(error);
+      }
+      if (lostError !== undefined) await pause(retryMs);
+    }
+  })();
+  const leadership: Leadership = {
+    get isLeader() {
+      return current?.state === 'held';
+    },
+    get lease() {
+      return current?.state === 'held' ? current : undefined;
+    },
+    async stop() {
+      stopper.abort();
+      await loop;
+    },
+    async [Symbol.asyncDispose]() {
+      await leadership.stop();
+    },
+  };
+  return leadership;
+}
+
+/**
+ * A SQL condition that admits a write only from the holder of the newest lease: the protected row
+ * keeps the fencing token of the last write (`bigint` column), and a write carries its lease's
+ * token. A holder that lost its lease (and was paused, or partitioned, past its expiry) has a
+ * smaller token than the new holder, so its late write matches no row.
+ *
+ * `column` is quoted here; `placeholder` must be a parameter placeholder such as `$3`.
+ *
+ * @example
+ * ```ts
+ * const { rowCount } = await pool.query(
+ *   `UPDATE reports SET body = $1, fence = $2 WHERE id = $3 AND ${fencingCondition('fence', '$2')}`,
+ *   [body, lease.fencingToken.toString(), id],
+ * );
+ * if (rowCount === 0) throw new Error('a newer lease holder wrote this report');
+ * ```
+ */
+export function fencingCondition(column: string, placeholder: string): string {
+  if (typeof column !== 'string' || column.length === 0) throw new InvalidLockArgumentError('column', 'expected a column name');
+  if (!/^\$[1-9]\d*$/.test(placeholder)) throw new InvalidLockArgumentError('placeholder', 'expected a parameter placeholder such as $2');
+  return `(${quoteIdent(column)} IS NULL OR ${quoteIdent(column)} <= ${placeholder}::int8)`;
+}
+
+/**
+ * The lease API every layer exposes (`prisma.$lock`, `$lock(db)`, `$lock(pool)`). Lease statements
+ * run in autocommit on the layer's own connections, never inside a caller's transaction.
+ */
+export interface LeaseMethods {
+  /**
+   * Takes a lease: a row in the lease table that lives `ttl` by the database's clock, renewed by
+   * this process's heartbeat until released or lost.
+   *
+   * @example
+   * ```ts
+   * const lease = await prisma.$lock.lease('import:orders', { ttl: '30s', wait: '10s' });
+   * try {
+   *   await importOrders({ signal: lease.signal });
+   * } finally {
+   *   await lease.release();
+   * }
+   * ```
+   */
+  lease<D = unknown>(name: string, options?: LeaseOptions<D> & { readonly onBusy?: 'throw' }): Promise<Lease<D>>;
+  lease<D = unknown>(name: string, options: LeaseOptions<D> & { readonly onBusy: 'return' }): Promise<Lease<D> | null>;
+  /**
+   * Runs `fn(lease)` under a lease, heartbeating, and releases it in `finally`. `lease.signal`
+   * aborts the moment the lease is lost; if `fn` finishes after a loss, {@link LeaseLostError} is
+   * thrown instead of its result.
+   *
+   * @example
+   * ```ts
+   * // A cron job that runs on one instance at a time; the others skip this tick.
+   * await $lock(db).withLease('cron:cleanup', (lease) => cleanup({ signal: lease.signal }), { ttl: '1m', onBusy: 'skip' });
+   * ```
+   */
+  withLease<R, D = unknown>(name: string, fn: (lease: Lease<D>) => R | Promise<R>, options?: WithLeaseOptions<D> & { readonly onBusy?: 'throw' }): Promise<R>;
+  withLease<R, D = unknown>(name: string, fn: (lease: Lease<D>) => R | Promise<R>, options: WithLeaseOptions<D> & { readonly onBusy: 'skip' }): Promise<R | undefined>;
+  /** Reads a lease without acquiring it; `null` when there is no row (expired rows are returned with `live: false`). */
+  getLease<D = unknown>(name: string): Promise<LeaseRecord<D> | null>;
+  /** Lists leases whose name starts with `prefix` (all when omitted), expired rows included (`live: false`). */
+  listLeases<D = unknown>(prefix?: string): Promise<LeaseRecord<D>[]>;
+  /**
+   * Leader election on a lease: keeps competing while the process lives; `onElected(lease)` runs
+   * each time this process wins, `onDemoted` when it loses or gives up.
+   *
+   * @example
+   * ```ts
+   * const leadership = $lock(pool).leader('scheduler', {
+   *   ttl: '15s',
+   *   onElected: (lease) => startScheduler({ signal: lease.signal }),
+   *   onDemoted: () => stopScheduler(),
+   * });
+   * process.on('SIGTERM', () => leadership.stop());
+   * ```
+   */
+  leader<D = unknown>(name: string, options: LeaderOptions<D>): Leadership;
+  /** Deletes rows expired for longer than `grace` (default 0). Fencing tokens keep increasing after. */
+  pruneLeases(grace?: Duration): Promise<number>;
+}
+
+/** Builds {@link LeaseMethods} over a host resolved at each call. */
+export function leaseMethods(hostOf: () => LeaseHost): LeaseMethods {
+  return {
+    lease: (async (name: string, options?: unknown) => acquireLease(hostOf(), checkLeaseName(name), planLease(options, 'lease'))) as LeaseMethods['lease'],
+    withLease: (async (name: string, fn: unknown, options?: unknown) => {
+      if (typeof fn !== 'function') throw new InvalidLockArgumentError('fn', 'expected a function to run under the lease');
+      return runWithLease(hostOf(), checkLeaseName(name), fn as (lease: Lease) => unknown, planLease(options, 'run'));
+    }) as LeaseMethods['withLease'],
+    async getLease<D>(name: string) {
+      const row = await hostOf().get(checkLeaseName(name));
+      return row === undefined ? null : leaseRecordOf<D>(row);
+    },
+    async listLeases<D>(prefix = '') {
+      if (typeof prefix !== 'string') throw new InvalidLockArgumentError('prefix', 'expected a string');
+      return (await hostOf().list(prefix)).map((row) => leaseRecordOf<D>(row));
+    },
+    leader: (name, options) => runLeader(hostOf(), checkLeaseName(name), options),
+    pruneLeases: async (grace = 0) => hostOf().prune(parseDuration(grace, 'grace')),
+  };
+}

@@ -1,0 +1,269 @@
+import { type Duration, describe, parseDuration } from './duration.js';
+import { InvalidLockArgumentError, NotInTransactionError } from './errors.js';
+import type { Executor, Row } from './executor.js';
+import { type SqlFragment, SqlBuilder } from './sql-fragment.js';
+import { quoteIdent } from './sql.js';
+import { effectiveTimeout, mapDriverError, runLockStatement, withLockTimeout } from './wait.js';
+
+/**
+ * How strongly rows are locked, as PostgreSQL's row-level lock modes:
+ * - `'update'` (`FOR UPDATE`, the default): you will change or delete the rows; blocks every other lock on them.
+ * - `'noKeyUpdate'` (`FOR NO KEY UPDATE`): you will change them but not their key; foreign-key checks
+ *   of inserts elsewhere (`keyShare`) still go through. The lock a plain `UPDATE` takes.
+ * - `'share'` (`FOR SHARE`): the rows must not change while you read; other `share` holders are admitted.
+ * - `'keyShare'` (`FOR KEY SHARE`): only their key must not change.
+ */
+export type RowLockStrength = 'update' | 'noKeyUpdate' | 'share' | 'keyShare';
+
+/**
+ * What a row lock does when another transaction holds one of the rows. One union, so that the
+ * impossible combinations cannot be written:
+ * - wait (default), bounded by `timeout` and cancellable with `signal`;
+ * - `nowait: true`: fail at once with `LockNotAvailableError`;
+ * - `skipLocked: true`: leave the busy rows out of the result.
+ */
+export type RowLockWait =
+  | { readonly nowait?: false; readonly skipLocked?: false; readonly timeout?: Duration; readonly signal?: AbortSignal }
+  | { readonly nowait: true; readonly skipLocked?: false; readonly timeout?: never; readonly signal?: never }
+  | { readonly skipLocked: true; readonly nowait?: false; readonly timeout?: never; readonly signal?: never };
+
+/** Options every layer's `row()` takes besides its query. */
+export type RowLockOptions = { readonly strength?: RowLockStrength } & RowLockWait;
+
+/** A table, as its schema (optional: the `search_path` decides) and name in the database. */
+export interface TableRef {
+  readonly schema?: string | null;
+  readonly name: string;
+}
+
+/** A column to return, under a name of the layer's choosing (Prisma field names). */
+export interface SelectColumn {
+  readonly column: string;
+  readonly as?: string;
+}
+
+/** One `ORDER BY` term: a column, or a fragment an ORM rendered (Drizzle `asc(t.id)`). */
+export type OrderTerm = { readonly column: string; readonly direction?: 'asc' | 'desc'; readonly nulls?: 'first' | 'last' } | SqlFragment;
+
+/** What to lock: built by a layer from its own query shape, validated here. */
+export interface RowQuerySpec {
+  readonly table: TableRef;
+  /** The columns to return; empty returns every column (`*`). */
+  readonly columns: readonly SelectColumn[];
+  readonly where?: SqlFragment;
+  readonly orderBy?: readonly OrderTerm[];
+  readonly limit?: number;
+  readonly offset?: number;
+}
+
+/** A `SET` item of a claim: a column and the SQL of its new value. */
+export interface SetItem {
+  readonly column: string;
+  readonly value: SqlFragment;
+}
+
+const STRENGTH_SQL: Record<RowLockStrength, string> = {
+  update: 'UPDATE',
+  noKeyUpdate: 'NO KEY UPDATE',
+  share: 'SHARE',
+  keyShare: 'KEY SHARE',
+};
+
+const WAIT_OPTIONS = ['strength', 'nowait', 'skipLocked', 'timeout', 'signal'] as const;
+
+/** The option names {@link planRowWait} reads; layers add their own to this list. */
+export const ROW_LOCK_OPTION_NAMES: readonly string[] = WAIT_OPTIONS;
+
+/** Validated row-lock options. */
+export interface RowWaitPlan {
+  readonly strength: RowLockStrength;
+  readonly mode: 'wait' | 'nowait' | 'skipLocked';
+  readonly timeoutMs?: number;
+  readonly signal?: AbortSignal;
+}
+
+/** Validates `strength`, `nowait`, `skipLocked`, `timeout` and `signal` before any SQL is sent. */
+export function planRowWait(options: Record<string, unknown>, prefix = 'options'): RowWaitPlan {
+  const { strength = 'update', nowait, skipLocked, timeout, signal } = options;
+  if (typeof strength !== 'string' || !Object.hasOwn(STRENGTH_SQL, strength)) {
+    throw new InvalidLockArgumentError(`${prefix}.strength`, `expected one of ${Object.keys(STRENGTH_SQL).map((s) => `'${s}'`).join(', ')}, got ${describe(strength)}`);
+  }
+  for (const [name, value] of [['nowait', nowait], ['skipLocked', skipLocked]] as const) {
+    if (value !== undefined && typeof value !== 'boolean') throw new InvalidLockArgumentError(`${prefix}.${name}`, `expected a boolean, got ${describe(value)}`);
+  }
+  if (nowait === true && skipLocked === true) {
+    throw new InvalidLockArgumentError(`${prefix}.nowait`, 'cannot be combined with skipLocked: choose to fail on a busy row (nowait) or to leave it out (skipLocked)');
+  }
+  const mode = nowait === true ? 'nowait' : skipLocked === true ? 'skipLocked' : 'wait';
+  if (mode !== 'wait' && timeout !== undefined) {
+    throw new InvalidLockArgumentError(`${prefix}.timeout`, `cannot be combined with ${mode}, which never waits`);
+  }
+  if (mode !== 'wait' && signal !== undefined) {
+    throw new InvalidLockArgumentError(`${prefix}.signal`, `cannot be combined with ${mode}, which never waits`);
+  }
+  if (signal !== undefined && !(signal instanceof AbortSignal)) throw new InvalidLockArgumentError(`${prefix}.signal`, 'expected an AbortSignal');
+  const timeoutMs = timeout === undefined ? undefined : parseDuration(timeout, `${prefix}.timeout`);
+  return { strength: strength as RowLockStrength, mode, timeoutMs, signal: signal as AbortSignal | undefined };
+}
+
+/** Checks that only known option names are present. */
+export function checkOptionNames(options: unknown, allowed: readonly string[], argument = 'options'): Record<string, unknown> {
+  if (options === undefined || options === null) return {};
+  if (typeof options !== 'object' || Array.isArray(options)) throw new InvalidLockArgumentError(argument, `expected an object, got ${describe(options)}`);
+  for (const name of Object.keys(options)) {
+    if (!allowed.includes(name)) throw new InvalidLockArgumentError(`${argument}.${name}`, `unknown option (expected ${allowed.join(', ')})`);
+  }
+  return options as Record<string, unknown>;
+}
+
+/** Validates a row count (`take`, `limit`, `skip`, `offset`): a whole number ≥ 0. */
+export function countOption(value: unknown, argument: string): number | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+    throw new InvalidLockArgumentError(argument, `expected a whole number ≥ 0, got ${describe(value)}`);
+  }
+  return value;
+}
+
+/** `"schema"."table"`, or `"table"` alone when no schema is given. */
+export function qualifiedTable(table: TableRef): string {
+  if (typeof table.name !== 'string' || table.name.length === 0) throw new InvalidLockArgumentError('table', 'expected a table name');
+  return table.schema ? `${quoteIdent(table.schema)}.${quoteIdent(table.name)}` : quoteIdent(table.name);
+}
+
+/** How a table is described in messages: `rows of "accounts"`. */
+export function describeTable(table: TableRef): string {
+  return table.schema ? `"${table.schema}"."${table.name}"` : `"${table.name}"`;
+}
+
+function selectList(columns: readonly SelectColumn[], qualifier?: string): string {
+  const prefix = qualifier ? `${qualifier}.` : '';
+  if (columns.length === 0) return `${prefix}*`;
+  return columns.map(({ column, as }) => `${prefix}${quoteIdent(column)}${as !== undefined && as !== column ? ` AS ${quoteIdent(as)}` : ''}`).join(', ');
+}
+
+function orderByList(builder: SqlBuilder, terms: readonly OrderTerm[]): string {
+  return terms
+    .map((term) => {
+      if ('text' in term) return builder.fragment(term);
+      const direction = term.direction === 'desc' ? ' DESC' : term.direction === 'asc' || term.direction === undefined ? ' ASC' : undefined;
+      if (direction === undefined) throw new InvalidLockArgumentError('orderBy', `expected 'asc' or 'desc', got ${describe(term.direction)}`);
+      const nulls = term.nulls === undefined ? '' : term.nulls === 'first' ? ' NULLS FIRST' : term.nulls === 'last' ? ' NULLS LAST' : undefined;
+      if (nulls === undefined) throw new InvalidLockArgumentError('orderBy', `nulls: expected 'first' or 'last', got ${describe(term.nulls)}`);
+      return `${quoteIdent(term.column)}${direction}${nulls}`;
+    })
+    .join(', ');
+}
+
+/** `FROM … WHERE … ORDER BY … LIMIT … OFFSET … FOR <strength> [NOWAIT | SKIP LOCKED]`. */
+function lockingTail(builder: SqlBuilder, spec: RowQuerySpec, plan: RowWaitPlan): string {
+  let text = ` FROM ${qualifiedTable(spec.table)}`;
+  if (spec.where) text += ` WHERE ${builder.fragment(spec.where)}`;
+  if (spec.orderBy && spec.orderBy.length > 0) text += ` ORDER BY ${orderByList(builder, spec.orderBy)}`;
+  if (spec.limit !== undefined) text += ` LIMIT ${builder.param(spec.limit)}`;
+  if (spec.offset !== undefined && spec.offset > 0) text += ` OFFSET ${builder.param(spec.offset)}`;
+  text += ` FOR ${STRENGTH_SQL[plan.strength]}`;
+  if (plan.mode === 'nowait') text += ' NOWAIT';
+  if (plan.mode === 'skipLocked') text += ' SKIP LOCKED';
+  return text;
+}
+
+/** The columns ormlock adds to a statement for its own use, removed from every returned row. */
+const OWN_COLUMNS = ['ormlock_restored', 'ormlock_ord'];
+
+function stripOwnColumns<T extends Row>(rows: T[]): T[] {
+  for (const row of rows) for (const name of OWN_COLUMNS) delete (row as Row)[name];
+  return rows;
+}
+
+/** The SQL and parameters of a row lock, without running it (for tests and `explain`). */
+export function buildRowLock(spec: RowQuerySpec, plan: RowWaitPlan, timeoutMs?: number): { text: string; params: unknown[] } {
+  const builder = new SqlBuilder();
+  const timeoutParam = timeoutMs === undefined ? undefined : builder.param(String(timeoutMs));
+  const inner = `SELECT ${selectList(spec.columns)}${lockingTail(builder, spec, plan)}`;
+  const text = timeoutParam === undefined ? inner : withLockTimeout(inner, timeoutParam);
+  return { text, params: builder.params };
+}
+
+/**
+ * Locks the rows `spec` selects, in one statement, and returns them in the requested order.
+ * Needs an open transaction (a row lock outside one ends with its statement).
+ * A busy row fails with `LockNotAvailableError` (`nowait`) or `LockTimeoutError` (`timeout`, or
+ * the driver's own transaction deadline); either way the caller's transaction stays usable.
+ */
+export async function lockRows<T extends Row = Row>(executor: Executor, spec: RowQuerySpec, plan: RowWaitPlan): Promise<T[]> {
+  const what = `rows of ${describeTable(spec.table)}`;
+  if (!executor.inTransaction) {
+    throw new NotInTransactionError(
+      `${what}: a row lock needs an open transaction; outside one PostgreSQL releases it when the SELECT ends, so it would protect nothing. ` +
+        `Call it on a transaction (tx.$lock.row / $lock(tx).row)`,
+    );
+  }
+  const bound = plan.mode === 'wait' ? effectiveTimeout(executor, plan.timeoutMs) : { timeoutMs: undefined, implicit: false };
+  const { text, params } = buildRowLock(spec, plan, bound.timeoutMs);
+  const outcome = await runLockStatement<T>(executor, text, params, {
+    timeoutMs: bound.timeoutMs,
+    implicitTimeout: bound.implicit,
+    nowait: plan.mode === 'nowait',
+    signal: plan.signal,
+    // A failed lock statement aborts the transaction; the savepoint keeps the caller's usable.
+    // Not needed when the only bound is the driver's own deadline (it ends the transaction anyway).
+    savepoint: plan.mode === 'nowait' || plan.signal !== undefined || (bound.timeoutMs !== undefined && !bound.implicit),
+    what,
+  });
+  if (!outcome.acquired) throw outcome.error;
+  return stripOwnColumns(outcome.rows);
+}
+
+/** The SQL of a claim that updates the claimed rows, in one statement. */
+export function buildClaimUpdate(spec: RowQuerySpec, plan: RowWaitPlan, set: readonly SetItem[]): { text: string; params: unknown[] } {
+  const builder = new SqlBuilder();
+  const target = qualifiedTable(spec.table);
+  const self = quoteIdent(spec.table.name);
+  // The rows are picked (and locked, skipping busy ones) by a sub-select and updated by their
+  // physical address: (tableoid, ctid) names one row even in a partitioned table, needs no
+  // knowledge of the primary key, and cannot move while we hold the row lock.
+  const tail = lockingTail(builder, spec, plan);
+  const assignments = set.map((item) => `${quoteIdent(item.column)} = ${builder.fragment(item.value)}`).join(', ');
+  if (spec.limit !== undefined && spec.limit <= 1) {
+    // One row has no order to keep, and the plan is the hand-written claim's: one InitPlan that
+    // picks and locks the row, then a TID scan that updates it.
+    const text =
+      `UPDATE ${target} SET ${assignments} WHERE (${self}.tableoid, ${self}.ctid) = (SELECT tableoid, ctid${tail}) ` +
+      `RETURNING ${selectList(spec.columns, self)}`;
+    return { text, params: builder.params };
+  }
+  const pick = `SELECT tableoid AS ormlock_oid, ctid AS ormlock_tid${tail}`;
+  const match = `${self}.tableoid = ormlock_o.ormlock_oid AND ${self}.ctid = ormlock_o.ormlock_tid`;
+  // RETURNING has no order of its own: number the picked rows and sort the updated ones by it.
+  const text =
+    `WITH ormlock_c AS MATERIALIZED (${pick}), ` +
+    `ormlock_o AS MATERIALIZED (SELECT ormlock_oid, ormlock_tid, row_number() OVER () AS ormlock_ord FROM ormlock_c), ` +
+    `ormlock_u AS (UPDATE ${target} SET ${assignments} FROM ormlock_o WHERE ${match} ` +
+    `RETURNING ormlock_o.ormlock_ord, ${selectList(spec.columns, self)}) ` +
+    `SELECT * FROM ormlock_u ORDER BY ormlock_ord`;
+  return { text, params: builder.params };
+}
+
+/**
+ * Claims up to `spec.limit` rows for a worker: locks them with `SKIP LOCKED`, so concurrent
+ * workers get disjoint rows, and with `set` updates them in the same statement
+ * (`UPDATE … FROM (SELECT … FOR UPDATE SKIP LOCKED) … RETURNING`). With `set` it also works
+ * outside a transaction (the one statement commits the claim); without it, it needs one.
+ */
+export async function claimRows<T extends Row = Row>(
+  executor: Executor,
+  spec: RowQuerySpec,
+  strength: RowLockStrength,
+  set: readonly SetItem[] | undefined,
+): Promise<T[]> {
+  const plan: RowWaitPlan = { strength, mode: 'skipLocked' };
+  if (set === undefined) return lockRows<T>(executor, spec, plan);
+  if (set.length === 0) throw new InvalidLockArgumentError('set', 'expected at least one column to set (or leave set out to only lock the rows)');
+  const { text, params } = buildClaimUpdate(spec, plan, set);
+  try {
+    return stripOwnColumns(await executor.query<T>(text, params));
+  } catch (error) {
+    throw mapDriverError(error);
+  }
+}

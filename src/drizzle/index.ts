@@ -1,0 +1,133 @@
+import { is } from 'drizzle-orm';
+import { PgTransaction, type PgTransactionConfig } from 'drizzle-orm/pg-core';
+import { InvalidLockArgumentError } from '../core/errors.js';
+import { type AdvisoryMethod, advisoryMethod } from '../core/lock-api.js';
+import type { LockBinding } from '../core/run-under-lock.js';
+import { type DrizzleExecuteLike, drizzleExecutor, drizzleQuery } from './drizzle-executor.js';
+import { type DrizzleRowLocks, drizzleRowLocks } from './row-locks.js';
+import { type LeaseMethods, leaseMethods } from '../core/lease.js';
+import { type LeaseHost, leaseHostOf } from '../core/lease-host.js';
+import { type LeaseTableOptions, leaseTableNames } from '../core/lease-schema.js';
+import { drizzleNotifySource } from './lease-notify.js';
+import { type PrioritizeMethod, prioritizeMethod } from '../core/prioritize.js';
+import { type InspectMethod, inspectMethod } from '../core/inspect.js';
+
+export type { DrizzleExecuteLike } from './drizzle-executor.js';
+export type { DrizzleRowLocks, DrizzleRowQuery, DrizzleClaimQuery, DrizzleOrderBy } from './row-locks.js';
+export {
+  updateVersioned,
+  deleteVersioned,
+  type UpdateVersionedArgs,
+  type DeleteVersionedArgs,
+  type DefaultVersionColumn,
+  type DrizzleWriterLike,
+} from './update-versioned.js';
+
+/** A Drizzle PostgreSQL database: it can run SQL and open transactions. */
+export interface DrizzleDatabaseLike<Tx> extends DrizzleExecuteLike {
+  transaction<R>(fn: (tx: Tx) => Promise<R>, config?: PgTransactionConfig): Promise<R>;
+}
+
+export { leaseTable, fenced, type LeaseTableDefinition } from './lease-table.js';
+export { ensureLeaseTable } from './lease-notify.js';
+
+/**
+ * Locks on a Drizzle database or transaction. Leases (`lease`, `withLease`, `leader`, …) need the
+ * database (`$lock(db)`), not a transaction: they commit on their own and outlive transactions.
+ */
+export interface DrizzleLock<Tx> extends DrizzleRowLocks, LeaseMethods {
+  /**
+   * Advisory locks. On a transaction: `advisory(key, opts?)` holds the lock until it ends.
+   * `advisory(key, fn, opts?)` runs `fn(tx)` under the lock, opening a transaction on a database.
+   *
+   * @example
+   * ```ts
+   * await db.transaction(async (tx) => {
+   *   await $lock(tx).advisory(`invoice:${id}`);
+   *   await tx.update(invoices).set({ status: 'paid' }).where(eq(invoices.id, id));
+   * });
+   * ```
+   */
+  readonly advisory: AdvisoryMethod<Tx, PgTransactionConfig>;
+  /**
+   * Runs `fn(tx)` in a transaction with `prioritize` applied to every lock wait inside it
+   * (`$lock(tx)` calls included): the sessions that block a wait are cancelled or terminated
+   * from another connection of `db`.
+   *
+   * @example
+   * ```ts
+   * await $lock(db).prioritize(async (tx) => {
+   *   await $lock(tx).model(accounts, { timeout: '5s' });
+   *   await tx.execute(sql`ALTER TABLE accounts ADD COLUMN note text`);
+   * }, { action: 'terminate', every: '500ms' });
+   * ```
+   */
+  readonly prioritize: PrioritizeMethod<Tx, PgTransactionConfig>;
+  /**
+   * The locks of this database now: who holds and who waits for what, and the leases.
+   *
+   * @example
+   * ```ts
+   * const { locks } = await $lock(db).inspect({ blockedOnly: true });
+   * ```
+   */
+  readonly inspect: InspectMethod;
+}
+
+/** Extra wiring for `$lock(tx)`. */
+export interface DrizzleLockOptions {
+  /** The database a transaction belongs to: lets an `AbortSignal` cancel a wait from another connection. */
+  readonly db?: DrizzleExecuteLike;
+  /** Where the lease table is (default `ormlock_leases` on the search path). */
+  readonly leaseTable?: LeaseTableOptions;
+}
+
+type TxOf<D> = D extends { transaction<R>(fn: (tx: infer Tx) => Promise<R>, ...rest: never[]): Promise<R> } ? Tx : D;
+
+/**
+ * ormlock on Drizzle (node-postgres, postgres.js or any PostgreSQL driver Drizzle supports).
+ *
+ * @example
+ * ```ts
+ * import { $lock } from 'ormlock/drizzle';
+ * const report = await $lock(db).advisory('nightly-report', async (tx) => buildReport(tx), { wait: false, onBusy: 'skip' });
+ * ```
+ */
+export function $lock<D extends DrizzleExecuteLike>(dbOrTx: D, options: DrizzleLockOptions = {}): DrizzleLock<TxOf<D>> {
+  if (typeof (dbOrTx as { execute?: unknown } | null)?.execute !== 'function') {
+    throw new InvalidLockArgumentError('dbOrTx', 'expected a Drizzle PostgreSQL database or transaction');
+  }
+  const sideSource = is(dbOrTx, PgTransaction) ? options.db : (options.db ?? dbOrTx);
+  const sideChannel = sideSource ? { query: drizzleQuery(sideSource) } : undefined;
+  let binding: LockBinding<TxOf<D>, PgTransactionConfig>;
+  if (is(dbOrTx, PgTransaction)) {
+    binding = { kind: 'transaction', executor: drizzleExecutor(dbOrTx, true, sideChannel), tx: dbOrTx as TxOf<D> };
+  } else {
+    const db = dbOrTx as unknown as DrizzleDatabaseLike<TxOf<D>>;
+    binding = {
+      kind: 'opener',
+      executor: drizzleExecutor(db, false, sideChannel),
+      opener: {
+        transaction: (fn, config) => db.transaction((tx) => fn(drizzleExecutor(tx as DrizzleExecuteLike, true, sideChannel), tx), config),
+      },
+    };
+  }
+  const leaseTable = leaseTableNames(options.leaseTable);
+  let host: LeaseHost | undefined;
+  const hostOf = (): LeaseHost => {
+    if (binding.kind === 'transaction') {
+      throw new InvalidLockArgumentError('dbOrTx', 'leases commit on their own and outlive transactions: take them on the database ($lock(db)), not on a transaction');
+    }
+    return (host ??= leaseHostOf(dbOrTx, leaseTable, () => ({
+      executor: drizzleExecutor(dbOrTx, false, undefined),
+      notify: drizzleNotifySource(dbOrTx),
+    })));
+  };
+  return {
+    ...leaseMethods(hostOf),
+    advisory: advisoryMethod(() => binding),
+    ...drizzleRowLocks(() => binding.executor, dbOrTx),
+    prioritize: prioritizeMethod(() => binding),
+    inspect: inspectMethod(() => binding.executor),
+  };
+}

@@ -1,0 +1,203 @@
+import { type Column, type SQL, getTableColumns, is, SQL as SQLClass } from 'drizzle-orm';
+import { PgDialect, type PgColumn, type PgTable, type PgUpdateSetSource, getTableConfig } from 'drizzle-orm/pg-core';
+import { describe } from '../core/duration.js';
+import { InvalidLockArgumentError } from '../core/errors.js';
+import type { Executor, Row } from '../core/executor.js';
+import {
+  ROW_LOCK_OPTION_NAMES,
+  type OrderTerm,
+  type RowLockOptions,
+  type RowLockStrength,
+  type SetItem,
+  type TableRef,
+  checkOptionNames,
+  claimRows,
+  countOption,
+  lockRows,
+  planRowWait,
+} from '../core/row-lock.js';
+import type { SqlFragment } from '../core/sql-fragment.js';
+import { type TableLockOptions, lockTables, planTableLock } from '../core/table-lock.js';
+
+/** One `orderBy` item: a column (ascending), or Drizzle's `asc(column)` / `desc(column)` / any `SQL`. */
+export type DrizzleOrderBy = PgColumn | SQL | SQL.Aliased;
+
+/** What `$lock(tx).row(table, query)` takes. */
+export type DrizzleRowQuery = {
+  /** Which rows: a Drizzle condition such as `eq(accounts.id, 1)` or `and(…)`. */
+  readonly where?: SQL;
+  /** The order rows are locked and returned in. Lock in a fixed order to avoid deadlocks. */
+  readonly orderBy?: DrizzleOrderBy | readonly DrizzleOrderBy[];
+  readonly limit?: number;
+  readonly offset?: number;
+} & RowLockOptions;
+
+/** What `$lock(dbOrTx).claim(table, query)` takes. */
+export interface DrizzleClaimQuery<T extends PgTable> {
+  readonly where?: SQL;
+  /** Which rows to claim first (e.g. `asc(jobs.id)` for FIFO). */
+  readonly orderBy?: DrizzleOrderBy | readonly DrizzleOrderBy[];
+  /** How many rows to claim at most. Default 1. */
+  readonly limit?: number;
+  /** Values to write to the claimed rows in the same statement, as `update(table).set(…)` takes them. */
+  readonly set?: PgUpdateSetSource<T>;
+  /** `'update'` (default) or `'noKeyUpdate'`. */
+  readonly strength?: Extract<RowLockStrength, 'update' | 'noKeyUpdate'>;
+}
+
+/** Row and table locks on a Drizzle database or transaction. */
+export interface DrizzleRowLocks {
+  /**
+   * Locks the rows of `table` that `where` selects (`SELECT … FOR UPDATE`) and returns them as
+   * `select().from(table)` would. Held until the transaction ends: call it on a transaction.
+   * A busy row waits (bounded by `timeout`), fails at once with `nowait`, or is left out with `skipLocked`.
+   *
+   * @example
+   * ```ts
+   * await db.transaction(async (tx) => {
+   *   const [a, b] = await $lock(tx).row(accounts, { where: inArray(accounts.id, [from, to]), orderBy: accounts.id });
+   *   …
+   * });
+   * ```
+   */
+  row<T extends PgTable>(table: T, query?: DrizzleRowQuery): Promise<T['$inferSelect'][]>;
+  /**
+   * Claims up to `limit` rows with `FOR UPDATE SKIP LOCKED` (concurrent workers get disjoint rows),
+   * optionally updating them with `set` in the same statement; with `set` it also works on a database
+   * outside a transaction.
+   *
+   * @example
+   * ```ts
+   * const claimed = await $lock(db).claim(jobs, {
+   *   where: eq(jobs.status, 'pending'), orderBy: jobs.id, limit: 10,
+   *   set: { status: 'running', attempts: sql`${jobs.attempts} + 1` },
+   * });
+   * ```
+   */
+  claim<T extends PgTable>(table: T, query?: DrizzleClaimQuery<T>): Promise<T['$inferSelect'][]>;
+  /**
+   * Locks whole tables (`LOCK TABLE … IN <mode> MODE`, default `'accessExclusive'`) until the
+   * transaction ends; several tables are locked in one statement, in a fixed order.
+   */
+  model(tables: PgTable | readonly PgTable[], options?: TableLockOptions): Promise<void>;
+}
+
+interface TableInfo {
+  readonly table: TableRef;
+  readonly columns: Record<string, Column>;
+}
+
+// getTableConfig() builds every index, check and foreign key of the table: once per table is enough.
+const tableInfos = new WeakMap<object, TableInfo>();
+
+function tableInfo(table: unknown, argument = 'table'): TableInfo {
+  const cached = typeof table === 'object' && table !== null ? tableInfos.get(table) : undefined;
+  if (cached) return cached;
+  let config: ReturnType<typeof getTableConfig>;
+  try {
+    config = getTableConfig(table as PgTable);
+  } catch {
+    throw new InvalidLockArgumentError(argument, `expected a Drizzle pgTable, got ${describe(table)}`);
+  }
+  if (typeof config?.name !== 'string') throw new InvalidLockArgumentError(argument, `expected a Drizzle pgTable, got ${describe(table)}`);
+  const info: TableInfo = { table: { schema: config.schema ?? null, name: config.name }, columns: getTableColumns(table as PgTable) };
+  tableInfos.set(table as object, info);
+  return info;
+}
+
+const ROW_OPTIONS = [...ROW_LOCK_OPTION_NAMES, 'where', 'orderBy', 'limit', 'offset'];
+const CLAIM_OPTIONS = ['where', 'orderBy', 'limit', 'set', 'strength'];
+
+/** Builds `row`, `claim` and `model` for a Drizzle database or transaction. */
+export function drizzleRowLocks(executorOf: () => Executor, dbOrTx: unknown): DrizzleRowLocks {
+  const dialect = dialectOf(dbOrTx);
+  // The column's name in the database, after the instance's `casing` option (snake_case …).
+  const casing = (dialect as unknown as { casing?: { getColumnCasing?(column: Column): string } }).casing;
+  const columnName = (column: Column): string => casing?.getColumnCasing?.(column) ?? column.name;
+  const render = (value: SQL, argument: string): SqlFragment => {
+    if (!is(value, SQLClass)) throw new InvalidLockArgumentError(argument, `expected a Drizzle SQL condition (eq(…), and(…), sql\`…\`), got ${describe(value)}`);
+    const query = dialect.sqlToQuery(value);
+    return { text: query.sql, params: query.params };
+  };
+  const orderTerms = (orderBy: unknown): OrderTerm[] | undefined => {
+    if (orderBy === undefined) return undefined;
+    const items: unknown[] = Array.isArray(orderBy) ? orderBy : [orderBy];
+    return items.map((item, index) => {
+      const argument = Array.isArray(orderBy) ? `query.orderBy[${index}]` : 'query.orderBy';
+      if (isColumn(item)) return { column: columnName(item) };
+      if (is(item, SQLClass.Aliased)) return render((item as SQL.Aliased).sql, argument);
+      return render(item as SQL, argument);
+    });
+  };
+  const spec = (info: TableInfo, opts: Record<string, unknown>, limitName: string) => ({
+    table: info.table,
+    columns: Object.entries(info.columns).map(([key, column]) => ({ column: columnName(column), as: key })),
+    where: opts['where'] === undefined ? undefined : render(opts['where'] as SQL, 'query.where'),
+    orderBy: orderTerms(opts['orderBy']),
+    limit: countOption(opts[limitName], `query.${limitName}`),
+  });
+  return {
+    async row(table, query) {
+      const info = tableInfo(table);
+      const opts = checkOptionNames(query, ROW_OPTIONS, 'query');
+      const plan = planRowWait(opts, 'query');
+      const rows = await lockRows<Row>(executorOf(), { ...spec(info, opts, 'limit'), offset: countOption(opts['offset'], 'query.offset') }, plan);
+      return decodeRows(info, rows) as never;
+    },
+    async claim(table, query) {
+      const info = tableInfo(table);
+      const opts = checkOptionNames(query, CLAIM_OPTIONS, 'query');
+      const { strength = 'update' } = opts;
+      if (strength !== 'update' && strength !== 'noKeyUpdate') {
+        throw new InvalidLockArgumentError('query.strength', `a claim takes 'update' or 'noKeyUpdate' locks`);
+      }
+      const base = spec(info, opts, 'limit');
+      const set = opts['set'] === undefined ? undefined : setItems(info, opts['set'], render, columnName);
+      const rows = await claimRows<Row>(executorOf(), { ...base, limit: base.limit ?? 1 }, strength, set);
+      return decodeRows(info, rows) as never;
+    },
+    async model(tables, options) {
+      const list: unknown[] = Array.isArray(tables) ? tables : [tables];
+      const plan = planTableLock(
+        list.map((table, index) => tableInfo(table, Array.isArray(tables) ? `tables[${index}]` : 'tables').table),
+        options,
+      );
+      await lockTables(executorOf(), plan);
+    },
+  };
+}
+
+function isColumn(value: unknown): value is PgColumn {
+  return typeof value === 'object' && value !== null && 'columnType' in value && 'table' in value && typeof (value as { name?: unknown }).name === 'string';
+}
+
+function dialectOf(dbOrTx: unknown): PgDialect {
+  const own = (dbOrTx as { dialect?: unknown }).dialect;
+  return is(own, PgDialect) ? own : new PgDialect();
+}
+
+function setItems(info: TableInfo, set: unknown, render: (value: SQL, argument: string) => SqlFragment, columnName: (column: Column) => string): SetItem[] {
+  if (typeof set !== 'object' || set === null || Array.isArray(set)) throw new InvalidLockArgumentError('query.set', `expected an object of column values, got ${describe(set)}`);
+  const items: SetItem[] = [];
+  for (const [key, value] of Object.entries(set)) {
+    if (value === undefined) continue;
+    const column = Object.hasOwn(info.columns, key) ? info.columns[key] : undefined;
+    if (!column) throw new InvalidLockArgumentError(`query.set.${key}`, `not a column of "${info.table.name}"`);
+    const name = columnName(column);
+    if (value === null) items.push({ column: name, value: { text: 'NULL', params: [] } });
+    else if (is(value, SQLClass)) items.push({ column: name, value: render(value, `query.set.${key}`) });
+    else items.push({ column: name, value: { text: '$1', params: [column.mapToDriverValue(value)] } });
+  }
+  return items;
+}
+
+/** Decodes driver values with each column's own mapping, as `select()` does. */
+function decodeRows(info: TableInfo, rows: Row[]): Row[] {
+  for (const row of rows) {
+    for (const [key, column] of Object.entries(info.columns)) {
+      const value = row[key];
+      if (value !== null && value !== undefined) row[key] = column.mapFromDriverValue(value);
+    }
+  }
+  return rows;
+}

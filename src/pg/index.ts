@@ -1,0 +1,235 @@
+import { type AdvisoryLockOptions, type LockKeys, acquireAdvisory, planAdvisory } from '../core/advisory.js';
+import { InvalidLockArgumentError, SessionLockUnsupportedError } from '../core/errors.js';
+import type { Executor } from '../core/executor.js';
+import { type AdvisoryMethod, advisoryMethod } from '../core/lock-api.js';
+import type { LockBinding } from '../core/run-under-lock.js';
+import { clientExecutor, clientSideChannel, poolSideChannel, runTransaction } from './pg-executor.js';
+import { type PgClientLike, type PgPoolLike, type PgTransactionOptions, isClient, isPool } from './pg-like.js';
+import { SessionAdvisoryLock } from './session-lock.js';
+import { type PrioritizeMethod, prioritizeMethod } from '../core/prioritize.js';
+import { type InspectMethod, inspectMethod } from '../core/inspect.js';
+import { type PgRowLocks, pgRowLocks } from './row-locks.js';
+import { type LeaseMethods, leaseMethods } from '../core/lease.js';
+import { type LeaseHost, leaseHostOf } from '../core/lease-host.js';
+import { type LeaseTableOptions, ensureLeaseTable as ensureLeaseTableWith, leaseTableNames } from '../core/lease-schema.js';
+import { poolNotifySource } from './pg-notify.js';
+
+export type { PgClientLike, PgPoolLike, PgTransactionOptions } from './pg-like.js';
+export { SessionAdvisoryLock } from './session-lock.js';
+export type { PgRowLocks, PgRowQuery, PgClaimQuery, PgTableName, PgWhere, PgOrderBy } from './row-locks.js';
+
+/** Options of a session-scoped advisory lock (`ormlock/pg` only). */
+export interface SessionAdvisoryOptions extends Omit<AdvisoryLockOptions, 'onBusy'> {
+  /** Held by the connection until released, across transactions. */
+  readonly scope: 'session';
+  /** `'throw'` (default when waiting) or `'return'` `null` (default with `wait: false`). */
+  readonly onBusy?: 'throw' | 'return';
+}
+
+/** `advisory()` on a `pg` client: the transaction forms, plus session scope. */
+export interface PgAdvisoryMethod<Tx> extends AdvisoryMethod<Tx, PgTransactionOptions> {
+  (key: LockKeys, options: SessionAdvisoryOptions): Promise<SessionAdvisoryLock | null>;
+}
+
+/**
+ * Locks on a node-postgres pool or client. Leases (`lease`, `withLease`, `leader`, …) need a
+ * pool: their statements and heartbeats run in autocommit on pooled connections, and waiters
+ * LISTEN on a pooled client of their own.
+ */
+export interface PgLock<Tx> extends PgRowLocks, LeaseMethods {
+  /**
+   * Advisory locks. In a transaction on this client: `advisory(key, opts?)` holds the lock until
+   * commit or rollback. `advisory(key, fn, opts?)` runs `fn(client)` under the lock in a
+   * transaction (opened on a pooled client if this is a pool). `advisory(key, { scope: 'session' })`
+   * on a client returns a {@link SessionAdvisoryLock} to release yourself.
+   *
+   * @example
+   * ```ts
+   * const total = await $lock(pool).advisory(['account', 42], async (client) => {
+   *   const { rows } = await client.query('SELECT balance FROM accounts WHERE id = $1', [42]);
+   *   return rows[0].balance;
+   * });
+   * ```
+   */
+  readonly advisory: PgAdvisoryMethod<Tx>;
+  /**
+   * Runs `fn(client)` in a transaction with `prioritize` applied to every lock wait inside it:
+   * the sessions that block a wait are cancelled or terminated from a second connection.
+   *
+   * @example
+   * ```ts
+   * await $lock(pool).prioritize(async (client) => {
+   *   await $lock(client).model({ name: 'accounts' }, { timeout: '5s' });
+   *   await client.query('ALTER TABLE accounts ADD COLUMN note text');
+   * }, { action: 'terminate' });
+   * ```
+   */
+  readonly prioritize: PrioritizeMethod<Tx, PgTransactionOptions>;
+  /**
+   * The locks of this database now: who holds and who waits for what, and the leases.
+   *
+   * @example
+   * ```ts
+   * const { locks } = await $lock(pool).inspect({ blockedOnly: true });
+   * ```
+   */
+  readonly inspect: InspectMethod;
+}
+
+/** Extra wiring for `$lock(client)`. */
+export interface PgLockOptions {
+  /** Where to send the cancel of an aborted wait: a pool of the same database. */
+  readonly cancelVia?: PgPoolLike;
+  /** Where the lease table is (default `ormlock_leases` on the search path). */
+  readonly leaseTable?: LeaseTableOptions;
+  /**
+   * How the connection reaches PostgreSQL: `'transaction'` when it goes through a
+   * transaction-mode pooler (pgbouncer `pool_mode = transaction` and the like), which gives each
+   * transaction to any server backend. Session-scoped locks are then refused with
+   * {@link SessionLockUnsupportedError} before any SQL is sent; everything transaction-scoped
+   * works as usual. Default `'none'` (direct, or a session-mode pooler).
+   *
+   * @example
+   * ```ts
+   * const locks = $lock(client, { pooling: 'transaction' });
+   * await locks.advisory('report', async (tx) => build(tx)); // fine: one transaction
+   * await locks.advisory('report', { scope: 'session' });    // throws SessionLockUnsupportedError
+   * ```
+   */
+  readonly pooling?: 'none' | 'session' | 'transaction';
+}
+
+/**
+ * ormlock on plain node-postgres. Pass a `Pool` to open transactions as needed, or a `Client` /
+ * `PoolClient` you hold (in a transaction or not).
+ *
+ * @example
+ * ```ts
+ * import { $lock } from 'ormlock/pg';
+ * await client.query('BEGIN');
+ * await $lock(client).advisory('invoice:42');  // held until COMMIT / ROLLBACK
+ * ```
+ */
+export function $lock<C extends PgClientLike>(target: C, options?: PgLockOptions): PgLock<C>;
+export function $lock(target: PgPoolLike, options?: PgLockOptions): PgLock<PgClientLike>;
+export function $lock(target: PgPoolLike | PgClientLike, options: PgLockOptions = {}): PgLock<PgClientLike> {
+  if (isPool(target)) return poolLock(target, options);
+  if (isClient(target)) return clientLock(target, options);
+  throw new InvalidLockArgumentError('target', 'expected a pg Pool, Client or PoolClient');
+}
+
+function poolLock(pool: PgPoolLike, options: PgLockOptions): PgLock<PgClientLike> {
+  const sideChannel = poolSideChannel(pool);
+  const leaseTable = leaseTableNames(options.leaseTable);
+  let host: LeaseHost | undefined;
+  const hostOf = (): LeaseHost =>
+    (host ??= leaseHostOf(pool, leaseTable, () => ({
+      executor: { query: sideChannel.query, inTransaction: false },
+      notify: poolNotifySource(pool),
+    })));
+  const binding: LockBinding<PgClientLike, PgTransactionOptions> = {
+    kind: 'opener',
+    executor: { query: sideChannel.query, inTransaction: false, sideChannel },
+    opener: {
+      async transaction(fn, txOptions) {
+        const client = await pool.connect();
+        let broken: Error | undefined;
+        try {
+          return await runTransaction(client, txOptions, () => fn(clientExecutor(client, true, sideChannel), client), (error) => {
+            broken = error;
+          });
+        } finally {
+          client.release(broken);
+        }
+      },
+    },
+  };
+  const advisory = advisoryMethod(() => binding);
+  return {
+    ...pgRowLocks(() => binding.executor),
+    ...leaseMethods(hostOf),
+    prioritize: prioritizeMethod(() => binding),
+    inspect: inspectMethod(() => binding.executor),
+    advisory: (async (key: LockKeys, fnOrOptions?: unknown, runOptions?: unknown) => {
+      if (isSessionOptions(fnOrOptions)) {
+        throw new InvalidLockArgumentError('options.scope', `session locks belong to one connection: take them on a client you hold ($lock(await pool.connect())), not on a pool`);
+      }
+      return (advisory as (...args: unknown[]) => unknown)(key, fnOrOptions, runOptions);
+    }) as PgAdvisoryMethod<PgClientLike>,
+  };
+}
+
+function clientLock(client: PgClientLike, options: PgLockOptions): PgLock<PgClientLike> {
+  const sideChannel = options.cancelVia ? poolSideChannel(options.cancelVia) : clientSideChannel(client);
+  const inTx = clientExecutor(client, true, sideChannel);
+  const outsideTx = clientExecutor(client, false, sideChannel);
+  const bindingOf = (): LockBinding<PgClientLike, PgTransactionOptions> => {
+    if (transactionStatus(client) !== 'I') return { kind: 'transaction', executor: inTx, tx: client };
+    return {
+      kind: 'opener',
+      executor: outsideTx,
+      opener: { transaction: (fn, txOptions) => runTransaction(client, txOptions, () => fn(inTx, client)) },
+    };
+  };
+  const advisory = advisoryMethod(bindingOf);
+  return {
+    ...pgRowLocks(() => bindingOf().executor),
+    prioritize: prioritizeMethod(bindingOf),
+    inspect: inspectMethod(() => bindingOf().executor),
+    ...leaseMethods(() => {
+      throw new InvalidLockArgumentError(
+        'target',
+        'leases need a pool ($lock(pool)): their heartbeats run on connections of their own, never on a client you are using (or inside its transaction)',
+      );
+    }),
+    advisory: (async (key: LockKeys, fnOrOptions?: unknown, runOptions?: unknown) => {
+      if (isSessionOptions(fnOrOptions)) {
+        if (options.pooling === 'transaction') {
+          throw new SessionLockUnsupportedError(
+            `a session-scoped lock cannot be held through a transaction-mode pooler (pooling: 'transaction'): it would stay with a server ` +
+              `backend that other clients use next. Take a transaction-scoped lock (advisory(key, async (tx) => …)) or a lease instead`,
+          );
+        }
+        return sessionLock(transactionStatus(client) === 'I' ? outsideTx : inTx, key, fnOrOptions);
+      }
+      return (advisory as (...args: unknown[]) => unknown)(key, fnOrOptions, runOptions);
+    }) as PgAdvisoryMethod<PgClientLike>,
+  };
+}
+
+function isSessionOptions(value: unknown): value is SessionAdvisoryOptions {
+  return typeof value === 'object' && value !== null && 'scope' in value && (value as { scope: unknown }).scope !== undefined;
+}
+
+/**
+ * 'I' idle, 'T' in a transaction, 'E' in a failed one. node-postgres reports it from every
+ * ReadyForQuery message, so this costs no round trip.
+ */
+function transactionStatus(client: PgClientLike): string {
+  if (typeof client.getTransactionStatus !== 'function') {
+    throw new InvalidLockArgumentError('client', 'ormlock/pg needs pg ≥ 8.16 (client.getTransactionStatus) to know whether a transaction is open');
+  }
+  return client.getTransactionStatus() ?? 'I';
+}
+
+async function sessionLock(executor: Executor, key: LockKeys, options: SessionAdvisoryOptions): Promise<SessionAdvisoryLock | null> {
+  const { scope, ...rest } = options;
+  if (scope !== 'session') throw new InvalidLockArgumentError('options.scope', `expected 'session' (transaction scope is the default)`);
+  const plan = planAdvisory(key, rest, 'lock');
+  let backendPid: number | undefined;
+  const acquired = await acquireAdvisory(executor, plan, { scope: 'session', onBackendPid: (pid) => (backendPid = pid) });
+  return acquired ? new SessionAdvisoryLock(executor, plan.keys, plan.shared, plan.what, backendPid) : null;
+}
+
+/**
+ * Creates the lease table if it does not exist (for scripts and tests; apps use a migration:
+ * `npx ormlock migrate sql | prisma | drizzle`).
+ *
+ * @example
+ * ```ts
+ * await ensureLeaseTable(pool);
+ * ```
+ */
+export async function ensureLeaseTable(target: PgPoolLike | PgClientLike, options: LeaseTableOptions = {}): Promise<void> {
+  await ensureLeaseTableWith({ query: async (text, params) => (await target.query(text, params as unknown[])).rows as never[] }, options);
+}

@@ -1,0 +1,160 @@
+import { describe } from '../core/duration.js';
+import { InvalidLockArgumentError } from '../core/errors.js';
+import type { Executor, Row } from '../core/executor.js';
+import {
+  ROW_LOCK_OPTION_NAMES,
+  type OrderTerm,
+  type RowLockOptions,
+  type RowLockStrength,
+  type SetItem,
+  type TableRef,
+  checkOptionNames,
+  claimRows,
+  countOption,
+  lockRows,
+  planRowWait,
+} from '../core/row-lock.js';
+import { SqlBuilder, type SqlFragment } from '../core/sql-fragment.js';
+import { quoteIdent } from '../core/sql.js';
+import { type TableLockOptions, lockTables, planTableLock } from '../core/table-lock.js';
+
+/** A table: its name (not parsed: `'my.table'` is one name), or `{ schema, name }`. */
+export type PgTableName = string | { readonly schema?: string; readonly name: string };
+
+/**
+ * Which rows, as plain values by column name, all of which must hold: a value means `=`, `null`
+ * means `IS NULL`, an array means `= ANY(…)` (one of).
+ */
+export type PgWhere = { readonly [column: string]: unknown };
+
+/** `{ id: 'asc' }`, or several in order: `[{ run_at: 'asc' }, { id: 'asc' }]`. */
+export type PgOrderBy = { readonly [column: string]: 'asc' | 'desc' } | readonly { readonly [column: string]: 'asc' | 'desc' }[];
+
+/** What `$lock(client).row(table, query)` takes. */
+export type PgRowQuery = {
+  readonly where?: PgWhere;
+  readonly orderBy?: PgOrderBy;
+  readonly limit?: number;
+  readonly offset?: number;
+} & RowLockOptions;
+
+/** What `$lock(poolOrClient).claim(table, query)` takes. */
+export interface PgClaimQuery {
+  readonly where?: PgWhere;
+  readonly orderBy?: PgOrderBy;
+  /** How many rows to claim at most. Default 1. */
+  readonly limit?: number;
+  /** Plain values to write to the claimed rows in the same statement, by column name. */
+  readonly set?: { readonly [column: string]: unknown };
+  readonly strength?: Extract<RowLockStrength, 'update' | 'noKeyUpdate'>;
+}
+
+/** Row and table locks on a node-postgres pool or client. */
+export interface PgRowLocks {
+  /**
+   * Locks the rows of `table` matching `where` (`SELECT * … FOR UPDATE`) and returns them as
+   * node-postgres does. Needs a transaction open on the client.
+   *
+   * @example
+   * ```ts
+   * await client.query('BEGIN');
+   * const rows = await $lock(client).row('accounts', { where: { id: [1, 2] }, orderBy: { id: 'asc' }, timeout: '2s' });
+   * ```
+   */
+  row<R extends Row = Row>(table: PgTableName, query?: PgRowQuery): Promise<R[]>;
+  /**
+   * Claims up to `limit` rows with `FOR UPDATE SKIP LOCKED`, optionally updating them with `set`
+   * in the same statement (then it also works on a pool or outside a transaction).
+   */
+  claim<R extends Row = Row>(table: PgTableName, query?: PgClaimQuery): Promise<R[]>;
+  /** `LOCK TABLE … IN <mode> MODE` (default `'accessExclusive'`), several tables in a fixed order. */
+  model(tables: PgTableName | readonly PgTableName[], options?: TableLockOptions): Promise<void>;
+}
+
+function tableRef(table: unknown, argument = 'table'): TableRef {
+  if (typeof table === 'string' && table.length > 0) return { name: table };
+  if (typeof table === 'object' && table !== null && typeof (table as { name?: unknown }).name === 'string') {
+    const { schema, name } = table as { schema?: unknown; name: string };
+    if (schema !== undefined && typeof schema !== 'string') throw new InvalidLockArgumentError(`${argument}.schema`, `expected a string, got ${describe(schema)}`);
+    if (name.length === 0) throw new InvalidLockArgumentError(`${argument}.name`, 'expected a table name');
+    return { schema: schema ?? null, name };
+  }
+  throw new InvalidLockArgumentError(argument, `expected a table name or { schema, name }, got ${describe(table)}`);
+}
+
+function whereFragment(where: unknown): SqlFragment | undefined {
+  if (where === undefined) return undefined;
+  if (typeof where !== 'object' || where === null || Array.isArray(where)) throw new InvalidLockArgumentError('query.where', `expected an object of column values, got ${describe(where)}`);
+  const builder = new SqlBuilder();
+  const parts: string[] = [];
+  for (const [column, value] of Object.entries(where)) {
+    if (value === undefined) continue;
+    if (value === null) parts.push(`${quoteIdent(column)} IS NULL`);
+    else if (Array.isArray(value)) parts.push(`${quoteIdent(column)} = ANY(${builder.param(value)})`);
+    else parts.push(`${quoteIdent(column)} = ${builder.param(value)}`);
+  }
+  return parts.length === 0 ? undefined : { text: parts.join(' AND '), params: builder.params };
+}
+
+function orderTerms(orderBy: unknown): OrderTerm[] | undefined {
+  if (orderBy === undefined) return undefined;
+  const items: unknown[] = Array.isArray(orderBy) ? orderBy : [orderBy];
+  return items.flatMap((item) => {
+    if (typeof item !== 'object' || item === null) throw new InvalidLockArgumentError('query.orderBy', `expected { column: 'asc' | 'desc' }, got ${describe(item)}`);
+    return Object.entries(item).map(([column, direction]) => ({ column, direction: direction as 'asc' | 'desc' }));
+  });
+}
+
+function setItems(set: unknown): SetItem[] | undefined {
+  if (set === undefined) return undefined;
+  if (typeof set !== 'object' || set === null || Array.isArray(set)) throw new InvalidLockArgumentError('query.set', `expected an object of column values, got ${describe(set)}`);
+  return Object.entries(set)
+    .filter(([, value]) => value !== undefined)
+    .map(([column, value]) => ({ column, value: value === null ? { text: 'NULL', params: [] } : { text: '$1', params: [value] } }));
+}
+
+const ROW_OPTIONS = [...ROW_LOCK_OPTION_NAMES, 'where', 'orderBy', 'limit', 'offset'];
+const CLAIM_OPTIONS = ['where', 'orderBy', 'limit', 'set', 'strength'];
+
+/** Builds `row`, `claim` and `model` over the executor a pool or client resolves to at each call. */
+export function pgRowLocks(executorOf: () => Executor): PgRowLocks {
+  return {
+    async row<R extends Row>(table: PgTableName, query?: PgRowQuery) {
+      const ref = tableRef(table);
+      const opts = checkOptionNames(query, ROW_OPTIONS, 'query');
+      const plan = planRowWait(opts, 'query');
+      return lockRows<R>(
+        executorOf(),
+        {
+          table: ref,
+          columns: [],
+          where: whereFragment(opts['where']),
+          orderBy: orderTerms(opts['orderBy']),
+          limit: countOption(opts['limit'], 'query.limit'),
+          offset: countOption(opts['offset'], 'query.offset'),
+        },
+        plan,
+      );
+    },
+    async claim<R extends Row>(table: PgTableName, query?: PgClaimQuery) {
+      const ref = tableRef(table);
+      const opts = checkOptionNames(query, CLAIM_OPTIONS, 'query');
+      const { strength = 'update' } = opts;
+      if (strength !== 'update' && strength !== 'noKeyUpdate') {
+        throw new InvalidLockArgumentError('query.strength', `a claim takes 'update' or 'noKeyUpdate' locks`);
+      }
+      const spec = {
+        table: ref,
+        columns: [],
+        where: whereFragment(opts['where']),
+        orderBy: orderTerms(opts['orderBy']),
+        limit: countOption(opts['limit'], 'query.limit') ?? 1,
+      };
+      return claimRows<R>(executorOf(), spec, strength, setItems(opts['set']));
+    },
+    async model(tables, options) {
+      const list: unknown[] = Array.isArray(tables) ? tables : [tables];
+      await lockTables(executorOf(), planTableLock(list.map((table) => tableRef(table, 'tables')), options));
+    },
+  };
+}

@@ -1,0 +1,67 @@
+import { InvalidLockArgumentError } from '../core/errors.js';
+import { type LeaseMethods, leaseMethods } from '../core/lease.js';
+import { type LeaseHost, type NotifySource, leaseHostOf } from '../core/lease-host.js';
+import { type LeaseTableOptions, ensureLeaseTable as ensureLeaseTableWith, leaseTableNames } from '../core/lease-schema.js';
+import { isPool } from '../pg/pg-like.js';
+import { poolNotifySource, urlNotifySource } from '../pg/pg-notify.js';
+import { prismaQuery } from './prisma-executor.js';
+import type { PrismaRawLike } from './prisma-like.js';
+
+/** Lease options of `lockExtension()`. */
+export interface PrismaLeaseOptions {
+  /**
+   * A connection string for the connections lease waiters open while they wait (LISTEN, and
+   * their place in line, first come first served), so they wake within milliseconds of a release.
+   * Default: the connection string or pool given to `@prisma/adapter-pg`, where the client exposes
+   * it; without one, waiters poll. Point it at PostgreSQL directly when the app goes through
+   * pgbouncer in transaction mode.
+   */
+  readonly url?: string;
+  /** Where the lease table is (default `ormlock_leases` on the search path). */
+  readonly leaseTable?: LeaseTableOptions;
+}
+
+/** The lease methods of `prisma.$lock` (`root`) and of `tx.$lock` (`inTransaction`, which refuses). */
+export function prismaLeases(base: PrismaRawLike, options: PrismaLeaseOptions): { root: LeaseMethods; inTransaction: LeaseMethods } {
+  const table = leaseTableNames(options.leaseTable);
+  let host: LeaseHost | undefined;
+  const hostOf = (): LeaseHost =>
+    (host ??= leaseHostOf(base, table, () => ({
+      // Outside any transaction: each lease statement commits by itself.
+      executor: { query: prismaQuery(base), inTransaction: false },
+      notify: prismaNotifySource(base, options.url),
+    })));
+  return {
+    root: leaseMethods(hostOf),
+    inTransaction: leaseMethods(() => {
+      throw new InvalidLockArgumentError(
+        'tx.$lock',
+        'leases commit on their own and outlive transactions: take them on the client (prisma.$lock.lease), not inside $transaction',
+      );
+    }),
+  };
+}
+
+/** The LISTEN connection: `url`, else the pool or connection string given to `@prisma/adapter-pg`. */
+function prismaNotifySource(base: PrismaRawLike, url: string | undefined): NotifySource | undefined {
+  if (url !== undefined) return urlNotifySource(url);
+  const adapter = (base as { _engineConfig?: { adapter?: { externalPool?: unknown; config?: unknown } } })._engineConfig?.adapter;
+  if (isPool(adapter?.externalPool)) return poolNotifySource(adapter.externalPool);
+  const config = adapter?.config;
+  if (typeof config === 'string') return urlNotifySource(config);
+  if (typeof config === 'object' && config !== null) return urlNotifySource(config);
+  return undefined;
+}
+
+/**
+ * Creates the lease table if it does not exist (for scripts and tests; apps run
+ * `npx ormlock migrate prisma`, which adds the model and a migration).
+ *
+ * @example
+ * ```ts
+ * await ensureLeaseTable(prisma);
+ * ```
+ */
+export async function ensureLeaseTable(prisma: PrismaRawLike, options: LeaseTableOptions = {}): Promise<void> {
+  await ensureLeaseTableWith({ query: prismaQuery(prisma) }, options);
+}

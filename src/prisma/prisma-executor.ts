@@ -1,0 +1,17 @@
+import type { Executor, SideChannel } from '../core/executor.js';
+import type { PrismaRawLike } from './prisma-like.js';
+
+/** Runs ormlock's SQL through `$queryRawUnsafe`: values stay bound parameters. */
+export function prismaQuery(target: PrismaRawLike): SideChannel['query'] {
+  return async <T>(text: string, params: readonly unknown[] = []) => (await target.$queryRawUnsafe<T[]>(text, ...params)) ?? [];
+}
+
+export function prismaExecutor(target: PrismaRawLike, inTransaction: boolean, sideChannel: SideChannel, deadline?: number): Executor {
+  return {
+    query: prismaQuery(target),
+    inTransaction,
+    sideChannel,
+    deadline,
+    deadlineSource: "the interactive transaction's timeout",
+  };
+}

@@ -1,0 +1,321 @@
+import { describe } from '../core/duration.js';
+import { InvalidLockArgumentError } from '../core/errors.js';
+import type { OrderTerm, SetItem } from '../core/row-lock.js';
+import { type SqlFragment, SqlBuilder } from '../core/sql-fragment.js';
+import { quoteIdent } from '../core/sql.js';
+import type { PrismaModelInfo, PrismaScalarField } from './prisma-model.js';
+
+/**
+ * Translates a Prisma `where` on one model into SQL, producing the same predicate Prisma's own
+ * query compiler writes for `findMany` (the test suite checks this against `findMany` on generated
+ * filters). Covered: scalar fields (shorthand values, `equals`, `in`, `notIn`, `lt`, `lte`, `gt`,
+ * `gte`, `not`, `contains`, `startsWith`, `endsWith`, `mode: 'insensitive'`, null checks), Json
+ * `equals` / `not`, compound unique keys (`orgId_userId: { … }`), and `AND` / `OR` / `NOT`.
+ * Anything else (relation filters, list filters, full-text search, Json paths) is refused with an
+ * {@link InvalidLockArgumentError} that names it: a lock must never run a wider query than asked.
+ *
+ * Like Prisma, `contains` / `startsWith` / `endsWith` and insensitive `equals` pass the value to
+ * `LIKE` / `ILIKE` as it is, so `%` and `_` in it act as wildcards.
+ */
+export function translateWhere(info: PrismaModelInfo, where: unknown): SqlFragment | undefined {
+  if (where === undefined) return undefined;
+  const builder = new SqlBuilder();
+  const text = whereInput(builder, info, where, 'where', true);
+  return text === EMPTY ? undefined : { text, params: builder.params };
+}
+
+/**
+ * A filter that filters nothing (`{}`, `AND: []`, `owner: {}`). Prisma drops these where a real
+ * condition would count: an `OR` of them is false at the top of `where` and dropped when nested,
+ * and `NOT` of one is again nothing. Kept apart from `1=1`, which is a real (true) condition.
+ */
+const EMPTY = null;
+type Condition = string | typeof EMPTY;
+
+const TRUE = '1=1';
+const FALSE = '1=0';
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return false;
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
+function and(parts: Condition[]): Condition {
+  const kept = parts.filter((part): part is string => part !== EMPTY);
+  if (kept.length === 0) return EMPTY;
+  if (kept.length === 1) return kept[0] as string;
+  return `(${kept.join(' AND ')})`;
+}
+
+function whereInput(builder: SqlBuilder, info: PrismaModelInfo, where: unknown, path: string, root = false): Condition {
+  if (!isPlainObject(where)) throw new InvalidLockArgumentError(path, `expected an object of filters, got ${describe(where)}`);
+  const parts: Condition[] = [];
+  for (const [key, value] of Object.entries(where)) {
+    if (value === undefined) continue;
+    const at = `${path}.${key}`;
+    if (key === 'AND') parts.push(and(listOf(value, at).map((item, i) => whereInput(builder, info, item, `${at}[${i}]`))));
+    else if (key === 'OR') parts.push(or(listOf(value, at).map((item, i) => whereInput(builder, info, item, `${at}[${i}]`)), root));
+    else if (key === 'NOT') {
+      if (Array.isArray(value)) parts.push(and(value.map((item, i) => not(whereInput(builder, info, item, `${at}[${i}]`)))));
+      else parts.push(not(whereInput(builder, info, value, at)));
+    } else {
+      const field = info.fields.get(key);
+      if (field) parts.push(fieldFilter(builder, field, value, at));
+      else parts.push(compoundKey(builder, info, key, value, at));
+    }
+  }
+  return and(parts);
+}
+
+function listOf(value: unknown, path: string): unknown[] {
+  if (Array.isArray(value)) return value;
+  if (isPlainObject(value)) return [value];
+  throw new InvalidLockArgumentError(path, `expected an array of filters, got ${describe(value)}`);
+}
+
+function or(parts: Condition[], root: boolean): Condition {
+  const kept = parts.filter((part): part is string => part !== EMPTY);
+  if (kept.length === 0) return root ? FALSE : EMPTY;
+  if (kept.length === 1) return kept[0] as string;
+  return `(${kept.join(' OR ')})`;
+}
+
+function not(part: Condition): Condition {
+  return part === EMPTY ? EMPTY : `(NOT ${part})`;
+}
+
+/** `orgId_userId: { orgId: 1, userId: 2 }`: the default name of a compound id or unique key. */
+function compoundKey(builder: SqlBuilder, info: PrismaModelInfo, key: string, value: unknown, path: string): Condition {
+  const names = key.split('_');
+  const isCompound =
+    names.length > 1 &&
+    names.every((name) => info.fields.has(name)) &&
+    isPlainObject(value) &&
+    Object.keys(value).length === names.length &&
+    names.every((name) => Object.hasOwn(value, name));
+  if (!isCompound) {
+    throw new InvalidLockArgumentError(
+      path,
+      `unsupported filter: ${describe(key)} is not a scalar field of ${info.name} (relation filters and custom-named compound keys are not supported by $lock; lock by the scalar columns instead)`,
+    );
+  }
+  const record = value as Record<string, unknown>;
+  return and(names.map((name) => equalsValue(builder, info.fields.get(name) as PrismaScalarField, record[name], `${path}.${name}`, false)));
+}
+
+const FILTER_KEYS = new Set(['equals', 'in', 'notIn', 'lt', 'lte', 'gt', 'gte', 'not', 'contains', 'startsWith', 'endsWith', 'mode']);
+const NESTED_NOT_KEYS = new Set(['equals', 'in', 'notIn', 'lt', 'lte', 'gt', 'gte', 'contains', 'startsWith', 'endsWith']);
+const STRING_ONLY = new Set(['contains', 'startsWith', 'endsWith', 'mode']);
+
+function isValueObject(value: unknown): boolean {
+  return value instanceof Date || value instanceof Uint8Array || isDecimalLike(value);
+}
+
+function isDecimalLike(value: unknown): boolean {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as { toFixed?: unknown }).toFixed === 'function' &&
+    typeof (value as { isNaN?: unknown }).isNaN === 'function' &&
+    typeof (value as { d?: unknown }).d !== 'undefined'
+  );
+}
+
+function fieldFilter(builder: SqlBuilder, field: PrismaScalarField, value: unknown, path: string): Condition {
+  if (field.isList) throw new InvalidLockArgumentError(path, `unsupported filter: list field ${field.name} (has, hasEvery …) is not supported by $lock`);
+  if (field.type === 'Json') return jsonFilter(builder, field, value, path);
+  if (value === null || !isPlainObject(value) || isValueObject(value)) return equalsValue(builder, field, value, path, false);
+  const filter = value;
+  for (const key of Object.keys(filter)) {
+    if (!FILTER_KEYS.has(key)) throw new InvalidLockArgumentError(`${path}.${key}`, `unsupported filter on ${field.name}`);
+    if (STRING_ONLY.has(key) && field.type !== 'String' && filter[key] !== undefined) {
+      throw new InvalidLockArgumentError(`${path}.${key}`, `only applies to String fields, and ${field.name} is ${field.type}`);
+    }
+  }
+  const mode = filter['mode'];
+  if (mode !== undefined && mode !== 'default' && mode !== 'insensitive') {
+    throw new InvalidLockArgumentError(`${path}.mode`, `expected 'default' or 'insensitive', got ${describe(mode)}`);
+  }
+  const insensitive = mode === 'insensitive';
+  const parts: Condition[] = [];
+  for (const [key, operand] of Object.entries(filter)) {
+    if (operand === undefined || key === 'mode') continue;
+    if (key === 'not') parts.push(notFilter(builder, field, operand, `${path}.not`, insensitive));
+    else parts.push(operator(builder, field, key, operand, `${path}.${key}`, insensitive));
+  }
+  return and(parts);
+}
+
+function notFilter(builder: SqlBuilder, field: PrismaScalarField, operand: unknown, path: string, insensitive: boolean): Condition {
+  if (operand === null) return `${col(field)} IS NOT NULL`;
+  if (!isPlainObject(operand) || isValueObject(operand)) return equalsValue(builder, field, operand, path, insensitive, true);
+  const parts: Condition[] = [];
+  for (const [key, nested] of Object.entries(operand)) {
+    if (nested === undefined) continue;
+    if (!NESTED_NOT_KEYS.has(key)) throw new InvalidLockArgumentError(`${path}.${key}`, `unsupported filter inside not on ${field.name}`);
+    if (STRING_ONLY.has(key) && field.type !== 'String') throw new InvalidLockArgumentError(`${path}.${key}`, `only applies to String fields, and ${field.name} is ${field.type}`);
+    parts.push(operator(builder, field, key, nested, `${path}.${key}`, insensitive, true));
+  }
+  return and(parts);
+}
+
+function col(field: PrismaScalarField): string {
+  return quoteIdent(field.column);
+}
+
+function operator(builder: SqlBuilder, field: PrismaScalarField, key: string, operand: unknown, path: string, insensitive: boolean, negate = false): string {
+  switch (key) {
+    case 'equals':
+      return equalsValue(builder, field, operand, path, insensitive, negate);
+    case 'in':
+    case 'notIn': {
+      if (!Array.isArray(operand)) throw new InvalidLockArgumentError(path, `expected an array, got ${describe(operand)}`);
+      const excluded = (key === 'notIn') !== negate;
+      if (operand.length === 0) return excluded ? TRUE : FALSE;
+      const target = insensitive ? `LOWER(${col(field)})` : col(field);
+      const items = operand.map((item, i) => {
+        const param = builder.param(scalarValue(field, item, `${path}[${i}]`));
+        return insensitive ? `LOWER(${param}::text)` : param;
+      });
+      return `${target} ${excluded ? 'NOT IN' : 'IN'} (${items.join(',')})`;
+    }
+    case 'lt':
+    case 'lte':
+    case 'gt':
+    case 'gte': {
+      const param = builder.param(scalarValue(field, operand, path));
+      const op = { lt: '<', lte: '<=', gt: '>', gte: '>=' }[key];
+      const text = insensitive ? `LOWER(${col(field)}) ${op} LOWER(${param}::text)` : `${col(field)} ${op} ${param}`;
+      return negate ? `(NOT ${text})` : text;
+    }
+    case 'contains':
+    case 'startsWith':
+    case 'endsWith': {
+      const param = `${builder.param(scalarValue(field, operand, path))}::text`;
+      const pattern = key === 'contains' ? `('%' || ${param} || '%')` : key === 'startsWith' ? `(${param} || '%')` : `('%' || ${param})`;
+      const like = `${negate ? 'NOT ' : ''}${insensitive ? 'ILIKE' : 'LIKE'}`;
+      return `${insensitive ? col(field) : `${col(field)}::text`} ${like} ${pattern}`;
+    }
+    default:
+      throw new InvalidLockArgumentError(path, `unsupported filter on ${field.name}`);
+  }
+}
+
+function equalsValue(builder: SqlBuilder, field: PrismaScalarField, value: unknown, path: string, insensitive: boolean, negate = false): string {
+  if (value === null) return `${col(field)} IS ${negate ? 'NOT ' : ''}NULL`;
+  const param = builder.param(scalarValue(field, value, path));
+  if (insensitive) return `${col(field)} ${negate ? 'NOT ILIKE' : 'ILIKE'} ${param}::text`;
+  return `${col(field)} ${negate ? '<>' : '='} ${param}`;
+}
+
+function jsonFilter(builder: SqlBuilder, field: PrismaScalarField, value: unknown, path: string): Condition {
+  if (!isPlainObject(value)) throw new InvalidLockArgumentError(path, `filter Json field ${field.name} with { equals } or { not }`);
+  const parts: Condition[] = [];
+  for (const [key, operand] of Object.entries(value)) {
+    if (operand === undefined) continue;
+    if (key !== 'equals' && key !== 'not') throw new InvalidLockArgumentError(`${path}.${key}`, `unsupported Json filter on ${field.name} (only equals and not)`);
+    if (operand === null || typeof operand === 'symbol' || (typeof operand === 'object' && !Array.isArray(operand) && !isPlainObject(operand))) {
+      throw new InvalidLockArgumentError(`${path}.${key}`, 'Json null filters (Prisma.JsonNull / DbNull / AnyNull) are not supported by $lock');
+    }
+    parts.push(`${col(field)}::jsonb ${key === 'equals' ? '=' : '<>'} ${builder.param(JSON.stringify(operand))}::jsonb`);
+  }
+  return and(parts);
+}
+
+const NUMBER_TYPES = new Set(['Int', 'Float']);
+
+/** Checks a value against the field's type and returns what to bind. */
+function scalarValue(field: PrismaScalarField, value: unknown, path: string): unknown {
+  const bad = (): never => {
+    throw new InvalidLockArgumentError(path, `expected a value for ${field.type} field ${field.name}, got ${describe(value)}`);
+  };
+  if (value === null || value === undefined) bad();
+  if (field.kind === 'enum') return typeof value === 'string' ? value : bad();
+  switch (field.type) {
+    case 'String':
+      return typeof value === 'string' ? value : bad();
+    case 'Boolean':
+      return typeof value === 'boolean' ? value : bad();
+    case 'Int':
+    case 'Float':
+      return typeof value === 'number' && Number.isFinite(value) && (field.type === 'Float' || Number.isInteger(value)) ? value : bad();
+    case 'BigInt':
+      if (typeof value === 'bigint') return value.toString();
+      return typeof value === 'number' && Number.isSafeInteger(value) ? String(value) : bad();
+    case 'Decimal':
+      if (isDecimalLike(value)) return (value as { toString(): string }).toString();
+      return (typeof value === 'number' && Number.isFinite(value)) || (typeof value === 'string' && value.trim() !== '' && !Number.isNaN(Number(value))) ? String(value) : bad();
+    case 'DateTime':
+      if (value instanceof Date) return Number.isNaN(value.getTime()) ? bad() : value.toISOString();
+      return typeof value === 'string' && !Number.isNaN(Date.parse(value)) ? value : bad();
+    case 'Bytes':
+      return value instanceof Uint8Array ? value : bad();
+    default:
+      return NUMBER_TYPES.has(field.type) ? value : bad();
+  }
+}
+
+/** Translates Prisma's `orderBy` (`{ field: 'asc' }`, `{ field: { sort, nulls } }`, or an array of them). */
+export function translateOrderBy(info: PrismaModelInfo, orderBy: unknown): OrderTerm[] | undefined {
+  if (orderBy === undefined) return undefined;
+  const items = Array.isArray(orderBy) ? orderBy : [orderBy];
+  const terms: OrderTerm[] = [];
+  items.forEach((item, index) => {
+    const path = Array.isArray(orderBy) ? `orderBy[${index}]` : 'orderBy';
+    if (!isPlainObject(item)) throw new InvalidLockArgumentError(path, `expected { field: 'asc' | 'desc' }, got ${describe(item)}`);
+    for (const [key, value] of Object.entries(item)) {
+      if (value === undefined) continue;
+      const field = info.fields.get(key);
+      if (!field) throw new InvalidLockArgumentError(`${path}.${key}`, `unsupported order: not a scalar field of ${info.name}`);
+      if (value === 'asc' || value === 'desc') {
+        terms.push({ column: field.column, direction: value });
+        continue;
+      }
+      if (isPlainObject(value) && (value['sort'] === 'asc' || value['sort'] === 'desc') && Object.keys(value).every((k) => k === 'sort' || k === 'nulls')) {
+        const nulls = value['nulls'];
+        if (nulls !== undefined && nulls !== 'first' && nulls !== 'last') throw new InvalidLockArgumentError(`${path}.${key}.nulls`, `expected 'first' or 'last'`);
+        terms.push({ column: field.column, direction: value['sort'], nulls: nulls as 'first' | 'last' | undefined });
+        continue;
+      }
+      throw new InvalidLockArgumentError(`${path}.${key}`, `expected 'asc', 'desc' or { sort, nulls }, got ${describe(value)}`);
+    }
+  });
+  return terms;
+}
+
+const ARITHMETIC: Record<string, string> = { increment: '+', decrement: '-', multiply: '*', divide: '/' };
+
+/**
+ * Translates the `set` of a claim, as Prisma's `data` of an update: plain values, `{ set }`, and
+ * `{ increment | decrement | multiply | divide }` on numeric fields.
+ */
+export function translateSet(info: PrismaModelInfo, set: unknown): SetItem[] | undefined {
+  if (set === undefined) return undefined;
+  if (!isPlainObject(set)) throw new InvalidLockArgumentError('set', `expected an object of field values, got ${describe(set)}`);
+  const items: SetItem[] = [];
+  for (const [key, value] of Object.entries(set)) {
+    if (value === undefined) continue;
+    const path = `set.${key}`;
+    const field = info.fields.get(key);
+    if (!field) throw new InvalidLockArgumentError(path, `not a scalar field of ${info.name}`);
+    let operand: unknown = value;
+    if (isPlainObject(value) && field.type !== 'Json' && !isValueObject(value)) {
+      const [op, ...rest] = Object.keys(value);
+      if (op === undefined || rest.length > 0) throw new InvalidLockArgumentError(path, `expected a value or one of { set | increment | decrement | multiply | divide }`);
+      operand = value[op];
+      if (op !== 'set') {
+        const sign = ARITHMETIC[op];
+        if (sign === undefined || !['Int', 'Float', 'BigInt', 'Decimal'].includes(field.type)) {
+          throw new InvalidLockArgumentError(`${path}.${op}`, `unsupported update of ${field.type} field ${field.name}`);
+        }
+        items.push({ column: field.column, value: { text: `${quoteIdent(field.column)} ${sign} $1`, params: [scalarValue(field, operand, `${path}.${op}`)] } });
+        continue;
+      }
+    }
+    if (operand === null) items.push({ column: field.column, value: { text: 'NULL', params: [] } });
+    else if (field.type === 'Json') items.push({ column: field.column, value: { text: '$1', params: [JSON.stringify(operand)] } });
+    else items.push({ column: field.column, value: { text: '$1', params: [scalarValue(field, operand, path)] } });
+  }
+  return items;
+}

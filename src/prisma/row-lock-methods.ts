@@ -1,0 +1,160 @@
+import type { Prisma } from '@prisma/client/extension';
+import type { Row } from '../core/executor.js';
+import {
+  ROW_LOCK_OPTION_NAMES,
+  type RowLockOptions,
+  type RowLockStrength,
+  checkOptionNames,
+  claimRows,
+  countOption,
+  lockRows,
+  planRowWait,
+} from '../core/row-lock.js';
+import type { LockBinding } from '../core/run-under-lock.js';
+import { type TableLockOptions, lockTables, planTableLock } from '../core/table-lock.js';
+import { InvalidLockArgumentError } from '../core/errors.js';
+import { type PrismaModelInfo, toModelRows } from './prisma-model.js';
+import { translateOrderBy, translateSet, translateWhere } from './prisma-where.js';
+
+/**
+ * The model names of Prisma client type `C` (`'Account' | 'Job' …`), read from its model
+ * delegates. `string` when the client type is not known.
+ */
+export type PrismaModelName<C> = unknown extends C
+  ? string
+  : { [K in keyof C & string]: C[K] extends { findMany: unknown; fields: unknown } ? Capitalize<K> : never }[keyof C & string];
+
+type DelegateOf<C, M extends string> = C[Uncapitalize<M> & keyof C];
+type FindManyArgsOf<C, M extends string> = unknown extends C ? Record<string, any> : Prisma.Args<DelegateOf<C, M>, 'findMany'>;
+type UpdateManyArgsOf<C, M extends string> = unknown extends C ? Record<string, any> : Prisma.Args<DelegateOf<C, M>, 'updateMany'>;
+
+/** A row of model `M` as Prisma returns it (field names, Prisma's value types). */
+export type PrismaModelRow<C, M extends string> = unknown extends C ? Record<string, unknown> : Prisma.Result<DelegateOf<C, M>, object, 'findFirstOrThrow'>;
+
+/** The `where` of model `M`, as `findMany` takes it. */
+export type PrismaWhere<C, M extends string> = FindManyArgsOf<C, M> extends { where?: infer W } ? W : never;
+/** The `orderBy` of model `M`, as `findMany` takes it. */
+export type PrismaOrderBy<C, M extends string> = FindManyArgsOf<C, M> extends { orderBy?: infer O } ? O : never;
+
+/** What `tx.$lock.row(model, query)` takes. */
+export type PrismaRowQuery<C, M extends string> = {
+  /** Which rows, as in `findMany` (scalar filters, `AND` / `OR` / `NOT`; see the README for the list). */
+  readonly where?: PrismaWhere<C, M>;
+  /** The order rows are locked and returned in. Lock in a fixed order to avoid deadlocks. */
+  readonly orderBy?: PrismaOrderBy<C, M>;
+  /** At most this many rows. */
+  readonly take?: number;
+  /** Skip this many rows first. */
+  readonly skip?: number;
+} & RowLockOptions;
+
+/** What `tx.$lock.claim(model, query)` takes. */
+export interface PrismaClaimQuery<C, M extends string> {
+  readonly where?: PrismaWhere<C, M>;
+  /** Which rows to claim first (e.g. `{ id: 'asc' }` for FIFO). */
+  readonly orderBy?: PrismaOrderBy<C, M>;
+  /** How many rows to claim at most. Default 1. */
+  readonly take?: number;
+  /** Values to write to the claimed rows in the same statement, as `updateMany`'s `data`. */
+  readonly set?: UpdateManyArgsOf<C, M> extends { data: infer D } ? D : never;
+  /** `'update'` (default) or `'noKeyUpdate'` (does not block foreign-key checks on the rows). */
+  readonly strength?: Extract<RowLockStrength, 'update' | 'noKeyUpdate'>;
+}
+
+/** Row and table locks on a Prisma client, typed by its models. */
+export interface PrismaRowLocks<C> {
+  /**
+   * Locks the rows of `model` that `where` selects (`SELECT … FOR UPDATE`) and returns them as
+   * Prisma would, in `orderBy` order. Held until the transaction ends; call it on `tx.$lock`.
+   * A busy row waits (bounded by `timeout`, and by the interactive transaction's own timeout), or
+   * fails at once with `nowait`, or is left out with `skipLocked`.
+   *
+   * @example
+   * ```ts
+   * await prisma.$transaction(async (tx) => {
+   *   // Lock both accounts in id order, so two opposite transfers cannot deadlock.
+   *   const [a, b] = await tx.$lock.row('Account', { where: { id: { in: [from, to] } }, orderBy: { id: 'asc' } });
+   *   …
+   * });
+   * ```
+   */
+  row<M extends PrismaModelName<C>>(model: M, query?: PrismaRowQuery<C, M>): Promise<PrismaModelRow<C, M>[]>;
+  /**
+   * Claims up to `take` rows for a worker with `FOR UPDATE SKIP LOCKED`: concurrent workers get
+   * disjoint rows. With `set`, the rows are updated in the same statement and the claim works
+   * outside a transaction too (`prisma.$lock.claim`); without it, call it on `tx.$lock`.
+   *
+   * @example
+   * ```ts
+   * const jobs = await prisma.$lock.claim('Job', {
+   *   where: { status: 'pending' }, orderBy: { id: 'asc' }, take: 10,
+   *   set: { status: 'running', lockedBy: workerId, attempts: { increment: 1 } },
+   * });
+   * ```
+   */
+  claim<M extends PrismaModelName<C>>(model: M, query?: PrismaClaimQuery<C, M>): Promise<PrismaModelRow<C, M>[]>;
+  /**
+   * Locks whole tables (`LOCK TABLE … IN <mode> MODE`) until the transaction ends. Several models
+   * are locked in one statement, in a fixed order. `mode` defaults to `'accessExclusive'`.
+   *
+   * @example
+   * ```ts
+   * await prisma.$transaction(async (tx) => {
+   *   await tx.$lock.model('Account', { mode: 'share', timeout: '2s' }); // no writes meanwhile
+   *   const total = await tx.account.aggregate({ _sum: { balance: true } });
+   * });
+   * ```
+   */
+  model(models: PrismaModelName<C> | readonly PrismaModelName<C>[], options?: TableLockOptions): Promise<void>;
+}
+
+const ROW_OPTIONS = [...ROW_LOCK_OPTION_NAMES, 'where', 'orderBy', 'take', 'skip'];
+const CLAIM_OPTIONS = ['where', 'orderBy', 'take', 'set', 'strength'];
+
+/** Builds `row`, `claim` and `model` over a binding resolved at each call. */
+export function prismaRowLocks<Tx, TxOptions>(
+  bindingOf: () => LockBinding<Tx, TxOptions>,
+  resolveModel: (model: unknown) => PrismaModelInfo,
+): PrismaRowLocks<unknown> {
+  return {
+    async row(model, query) {
+      const info = resolveModel(model);
+      const opts = checkOptionNames(query, ROW_OPTIONS, 'query');
+      const plan = planRowWait(opts, 'query');
+      const spec = {
+        table: info.table,
+        columns: info.columns,
+        where: translateWhere(info, opts['where']),
+        orderBy: translateOrderBy(info, opts['orderBy']),
+        limit: countOption(opts['take'], 'query.take'),
+        offset: countOption(opts['skip'], 'query.skip'),
+      };
+      return toModelRows(info, await lockRows<Row>(bindingOf().executor, spec, plan));
+    },
+    async claim(model, query) {
+      const info = resolveModel(model);
+      const opts = checkOptionNames(query, CLAIM_OPTIONS, 'query');
+      const { strength = 'update' } = opts;
+      if (strength !== 'update' && strength !== 'noKeyUpdate') {
+        throw new InvalidLockArgumentError('query.strength', `a claim takes 'update' or 'noKeyUpdate' locks`);
+      }
+      const spec = {
+        table: info.table,
+        columns: info.columns,
+        where: translateWhere(info, opts['where']),
+        orderBy: translateOrderBy(info, opts['orderBy']),
+        limit: countOption(opts['take'], 'query.take') ?? 1,
+      };
+      const set = translateSet(info, opts['set']);
+      return toModelRows(info, await claimRows<Row>(bindingOf().executor, spec, strength, set));
+    },
+    async model(models, options) {
+      const list: unknown[] = Array.isArray(models) ? models : [models];
+      const plan = planTableLock(
+        list.map((model) => resolveModel(model).table),
+        options,
+      );
+      await lockTables(bindingOf().executor, plan);
+    },
+  };
+}

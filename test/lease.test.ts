@@ -1,0 +1,581 @@
+import { fileURLToPath } from 'node:url';
+import type pg from 'pg';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import {
+  InvalidLockArgumentError,
+  type Lease,
+  LeaseLostError,
+  type LeaseMethods,
+  LeaseTableMissingError,
+  LockNotAvailableError,
+  LockTimeoutError,
+  ensureLeaseTable,
+  fencingCondition,
+} from '../src/index.js';
+import { LeaseHost } from '../src/core/lease-host.js';
+import { leaseTableNames } from '../src/core/lease-schema.js';
+import { $lock as drizzleLock } from '../src/drizzle/index.js';
+import { $lock as pgLock } from '../src/pg/index.js';
+import { lockExtension } from '../src/prisma/index.js';
+import { useTestDatabase } from './helpers/database.js';
+import { spawnNode } from './helpers/spawn-node.js';
+
+const worker = fileURLToPath(new URL('./helpers/fixtures/lease-worker.ts', import.meta.url));
+
+const db = useTestDatabase({
+  setup: async (client) => {
+    await ensureLeaseTable({ query: async (text, params) => (await client.query(text, params as unknown[])).rows });
+    await client.query('CREATE TABLE lease_probe (holders int NOT NULL, max_holders int NOT NULL, acquisitions int NOT NULL)');
+    await client.query('CREATE TABLE lease_tokens (seq bigserial PRIMARY KEY, token bigint NOT NULL, pid int NOT NULL)');
+    await client.query(`CREATE TABLE lease_fenced (id int PRIMARY KEY, body text NOT NULL, fence bigint)`);
+  },
+  // Every test must leave the lease table empty: a lease left behind blocks the next holder for its ttl.
+  leakCheck: {
+    graceMs: 3000,
+    extra: async (checker) =>
+      (await checker.query<{ name: string; owner: string }>('SELECT name, owner FROM ormlock_leases')).rows.map(
+        (row) => `lease ${row.name} left held by ${row.owner}`,
+      ),
+  },
+});
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Waiters in line: sessions of ormlock's own queued on a lease (first in line holds the queue lock). */
+async function waitersInLine(): Promise<{ granted: number; waiting: number }> {
+  const [row] = await db.query<{ granted: number; waiting: number }>(
+    `SELECT count(*) FILTER (WHERE l.granted)::int AS granted, count(*) FILTER (WHERE NOT l.granted)::int AS waiting
+       FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+      WHERE l.locktype = 'advisory' AND a.application_name = 'ormlock-lease-waiter' AND a.datname = current_database()`,
+  );
+  return row!;
+}
+
+async function untilWaiting(total: number): Promise<void> {
+  await until(async () => {
+    const line = await waitersInLine();
+    return line.granted + line.waiting >= total;
+  }, `${total} waiter(s) in line`);
+}
+
+/** Polls `check` until it returns true (bounded, so a hang fails the test instead of timing out silently). */
+async function until(check: () => Promise<boolean>, what: string, limitMs = 20_000): Promise<void> {
+  const end = performance.now() + limitMs;
+  while (performance.now() < end) {
+    if (await check()) return;
+    await sleep(20);
+  }
+  throw new Error(`gave up waiting until ${what}`);
+}
+
+describe.each(['pg', 'drizzle', 'prisma'] as const)('leases through %s', (driverName) => {
+  let locks: LeaseMethods;
+  let other: LeaseMethods;
+
+  beforeAll(() => {
+    const make = (): LeaseMethods => {
+      if (driverName === 'pg') return pgLock(db.pool({ max: 3 }));
+      if (driverName === 'drizzle') return drizzleLock(db.drizzle({ max: 3 }));
+      return db.prisma().$extends(lockExtension()).$lock;
+    };
+    locks = make();
+    other = make();
+  });
+
+  test('one holder at a time; release lets the next in with a larger token; data is stored', async () => {
+    const name = `${driverName}:basic`;
+    const first = await locks.lease(name, { ttl: '10s', data: { job: 'report', n: 1 } });
+    expect(first.state).toBe('held');
+    expect(first.data).toEqual({ job: 'report', n: 1 });
+    await expect(other.lease(name)).rejects.toBeInstanceOf(LockNotAvailableError);
+    expect(await other.lease(name, { onBusy: 'return' })).toBeNull();
+    const info = await other.getLease(name);
+    expect(info).toMatchObject({ name, owner: first.owner, fencingToken: first.fencingToken, data: { job: 'report', n: 1 }, live: true, ttlMs: 10_000 });
+    expect(info!.expiresAt.getTime()).toBe(first.expiresAt.getTime());
+    expect((await other.listLeases(`${driverName}:`)).map((l) => l.name)).toEqual([name]);
+    expect(await other.listLeases('nothing-here:')).toEqual([]);
+
+    await first.release();
+    expect(first.state).toBe('released');
+    expect(first.signal.aborted).toBe(true);
+    await first.release(); // a second release does nothing
+    expect(await other.getLease(name)).toBeNull();
+
+    const second = await other.lease(name, { ttl: '10s' });
+    expect(second.fencingToken).toBeGreaterThan(first.fencingToken);
+    expect(second.owner).not.toBe(first.owner);
+    await second.release();
+  });
+
+  test('withLease runs fn under the lease, releases it, and skips when busy', async () => {
+    const name = `${driverName}:with`;
+    const result = await locks.withLease(name, async (lease) => {
+      expect((await other.getLease(name))?.fencingToken).toBe(lease.fencingToken);
+      expect(await other.withLease(name, () => 'ran', { onBusy: 'skip' })).toBeUndefined();
+      return 'done';
+    });
+    expect(result).toBe('done');
+    expect(await other.getLease(name)).toBeNull();
+    await expect(locks.withLease(name, async () => Promise.reject(new Error('boom')))).rejects.toThrow('boom');
+    expect(await other.getLease(name)).toBeNull();
+  });
+
+  test('a waiter gets the lease when the holder releases, long before the holder would expire', async () => {
+    const name = `${driverName}:wait`;
+    const holder = await locks.lease(name, { ttl: '60s' });
+    const waiting = other.lease(name, { wait: '30s', ttl: '10s' });
+    // The waiter queues and LISTENs on a connection of its own (Prisma: from the adapter's connection string).
+    await untilWaiting(1);
+    await holder.release();
+    const next = await waiting;
+    expect(next.fencingToken).toBeGreaterThan(holder.fencingToken);
+    await next.release();
+  });
+
+  test('waiters are served first come, first served across connections', async () => {
+    const name = `${driverName}:fifo`;
+    const holder = await locks.lease(name, { ttl: '60s' });
+    const order: number[] = [];
+    const waiters: Promise<void>[] = [];
+    const makers: (() => LeaseMethods)[] = [
+      () => pgLock(db.pool({ max: 2 })),
+      () => drizzleLock(db.drizzle({ max: 2 })),
+      () => (driverName === 'prisma' ? db.prisma().$extends(lockExtension()).$lock : pgLock(db.pool({ max: 2 }))),
+    ];
+    for (const [index, make] of makers.entries()) {
+      const waiter = make();
+      waiters.push(
+        waiter.lease(name, { wait: '30s', ttl: '10s' }).then(async (lease) => {
+          order.push(index);
+          await sleep(20);
+          await lease.release();
+        }),
+      );
+      // The next waiter starts only once this one is in line.
+      await untilWaiting(index + 1);
+    }
+    await holder.release();
+    await Promise.all(waiters);
+    expect(order).toEqual([0, 1, 2]);
+  });
+
+  test('a bounded wait ends with LockTimeoutError; an aborted wait ends at once', async () => {
+    const name = `${driverName}:timeout`;
+    const holder = await locks.lease(name, { ttl: '60s' });
+    try {
+      const error = await other.lease(name, { wait: '200ms' }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(LockTimeoutError);
+      const controller = new AbortController();
+      const waiting = other.lease(name, { wait: '30s', signal: controller.signal }).catch((e: unknown) => e);
+      await sleep(50);
+      controller.abort();
+      expect(await waiting).toMatchObject({ code: 'LOCK_ABORTED' });
+    } finally {
+      await holder.release();
+    }
+  });
+
+  test('heartbeats keep the lease past its ttl, moving expires_at forward on the database clock', async () => {
+    const name = `${driverName}:heartbeat`;
+    const lease = await locks.lease(name, { ttl: '1500ms', heartbeat: '300ms' });
+    const first = (await other.getLease(name))!.expiresAt.getTime();
+    await until(async () => (await other.getLease(name))!.renewedAt.getTime() > first - 1500 + 2000, 'renewed for 2 s after acquiring', 10_000);
+    expect(lease.state).toBe('held');
+    const info = (await other.getLease(name))!;
+    expect(info.live).toBe(true);
+    expect(info.fencingToken).toBe(lease.fencingToken);
+    expect(info.expiresAt.getTime()).toBeGreaterThan(first + 500);
+    await lease.release();
+  });
+
+  test('await using releases the lease', async () => {
+    const name = `${driverName}:using`;
+    {
+      await using lease = await locks.lease(name);
+      expect(lease.state).toBe('held');
+      expect(await other.getLease(name)).not.toBeNull();
+    }
+    expect(await other.getLease(name)).toBeNull();
+  });
+
+  test('invalid options are refused before any SQL', async () => {
+    await expect(locks.lease('x', { ttl: '1s', heartbeat: '600ms' })).rejects.toBeInstanceOf(InvalidLockArgumentError);
+    await expect(locks.lease('', {})).rejects.toBeInstanceOf(InvalidLockArgumentError);
+    await expect(locks.lease('x'.repeat(513))).rejects.toBeInstanceOf(InvalidLockArgumentError);
+    await expect(locks.lease('x', { bogus: 1 } as never)).rejects.toBeInstanceOf(InvalidLockArgumentError);
+  });
+});
+
+test('a lease is refused inside a transaction handle: it must commit on its own', async () => {
+  const prisma = db.prisma().$extends(lockExtension());
+  await prisma.$transaction(async (tx) => {
+    await expect(tx.$lock.lease('tx-lease')).rejects.toBeInstanceOf(InvalidLockArgumentError);
+  });
+  const drizzle = db.drizzle({ max: 3 });
+  await drizzle.transaction(async (tx) => {
+    await expect(drizzleLock(tx).lease('tx-lease')).rejects.toBeInstanceOf(InvalidLockArgumentError);
+  });
+  const client = await db.client();
+  await expect(pgLock(client).lease('tx-lease')).rejects.toBeInstanceOf(InvalidLockArgumentError);
+});
+
+describe('across processes', () => {
+  test('one holder at a time: 4 processes × 15 acquisitions never overlap, and tokens rise in acquisition order', async () => {
+    await db.query('INSERT INTO lease_probe VALUES (0, 0, 0)');
+    const children = Array.from({ length: 4 }, () => spawnNode(worker, ['contend', db.url, 'xp:contend', '15']));
+    try {
+      await Promise.all(children.map((child) => child.waitForLine('done')));
+      // Once the pool is ended the process exits by itself: no heartbeat timer, trust timer or
+      // lingering LISTEN connection keeps it alive.
+      const exits = await Promise.all(children.map((child) => child.exited));
+      expect(exits.map((exit) => exit.code)).toEqual([0, 0, 0, 0]);
+    } finally {
+      await Promise.all(children.map((child) => child.stop()));
+    }
+    const [probe] = await db.query<{ holders: number; max_holders: number; acquisitions: number }>('SELECT * FROM lease_probe');
+    expect(probe).toEqual({ holders: 0, max_holders: 1, acquisitions: 60 });
+    const tokens = (await db.query<{ token: string }>('SELECT token::text FROM lease_tokens ORDER BY seq')).map((row) => BigInt(row.token));
+    expect(tokens).toHaveLength(60);
+    for (let i = 1; i < tokens.length; i += 1) expect(tokens[i]! > tokens[i - 1]!).toBe(true);
+    expect(new Set((await db.query<{ pid: number }>('SELECT DISTINCT pid FROM lease_tokens')).map((r) => r.pid)).size).toBe(4);
+  });
+
+  test('a SIGKILLed holder keeps its lease until its ttl has passed on the database clock, then another takes it', async () => {
+    const name = 'xp:killed';
+    const locks = pgLock(db.pool({ max: 3 }));
+    const child = spawnNode(worker, ['hold', db.url, name, '1500']);
+    const acquired = await child.waitForLine(/^acquired /);
+    const childToken = BigInt(acquired.split(' ')[1]!);
+    await child.stop('SIGKILL');
+    // Read after the kill: no renewal can come any more, so this is the final expiry.
+    const before = await locks.getLease(name);
+    expect(before?.fencingToken).toBe(childToken);
+
+    let refused = 0;
+    let lease: Lease | null = null;
+    while (lease === null) {
+      const state = await locks.getLease(name);
+      lease = await locks.lease(name, { ttl: '10s', onBusy: 'return' });
+      if (lease === null) {
+        refused += 1;
+        // Refused only while the dead holder's row was live by the database's clock.
+        expect(state?.live).toBe(true);
+        await sleep(25);
+      }
+    }
+    expect(refused).toBeGreaterThan(0);
+    const after = await locks.getLease(name);
+    expect(after!.acquiredAt.getTime()).toBeGreaterThanOrEqual(before!.expiresAt.getTime());
+    expect(lease.fencingToken).toBeGreaterThan(childToken);
+    await lease.release();
+  });
+
+  test('a holder whose heartbeats cannot get through aborts lease.signal while the database still holds the lease for it', async () => {
+    const name = 'xp:stalled';
+    const child = spawnNode(worker, ['hold', db.url, name, '1200']);
+    try {
+      await child.waitForLine(/^acquired /);
+      // Stall the child's heartbeats: they wait for this row lock as they would for a dead network.
+      const blocker = await db.client();
+      await blocker.query('BEGIN');
+      await blocker.query('SELECT 1 FROM ormlock_leases WHERE name = $1 FOR UPDATE', [name]);
+      await child.waitForLine(/^lost expired/);
+      const [row] = (
+        await blocker.query<{ live: boolean }>('SELECT expires_at > clock_timestamp() AS live FROM ormlock_leases WHERE name = $1', [name])
+      ).rows;
+      // The child gave up while the database would still have refused anyone else.
+      expect(row?.live).toBe(true);
+      await blocker.query('ROLLBACK');
+      // Its early give-back then frees the row for others.
+      await until(async () => (await db.query('SELECT 1 FROM ormlock_leases WHERE name = $1', [name])).length === 0, 'the stalled lease is given back');
+    } finally {
+      await child.stop('SIGKILL');
+    }
+  });
+
+  test('a paused holder (SIGSTOP) is fenced off: after resuming, its signal aborts and its write with the old token is refused', async () => {
+    const name = 'xp:paused';
+    await db.query(`INSERT INTO lease_fenced VALUES (1, 'initial', NULL)`);
+    const locks = pgLock(db.pool({ max: 3 }));
+    const child = spawnNode(worker, ['hold', db.url, name, '600']);
+    try {
+      const old = BigInt((await child.waitForLine(/^acquired /)).split(' ')[1]!);
+      child.child.kill('SIGSTOP');
+      const lease = await locks.lease(name, { ttl: '10s', wait: '20s' });
+      expect(lease.fencingToken).toBeGreaterThan(old);
+      const written = await db.query(
+        `UPDATE lease_fenced SET body = 'new holder', fence = $1 WHERE id = 1 AND ${fencingCondition('fence', '$1')} RETURNING id`,
+        [lease.fencingToken.toString()],
+      );
+      expect(written).toHaveLength(1);
+      child.child.kill('SIGCONT');
+      await child.waitForLine(/^lost /);
+      expect(await child.waitForLine(/^fenced-write /)).toBe('fenced-write 0');
+      expect(await db.query('SELECT body, fence::text FROM lease_fenced')).toEqual([{ body: 'new holder', fence: lease.fencingToken.toString() }]);
+      await lease.release();
+    } finally {
+      await child.stop('SIGKILL');
+    }
+  });
+
+  test('leader election: one leader among processes; when it dies another is elected with a larger token', async () => {
+    const name = 'xp:leader';
+    const children = Array.from({ length: 3 }, () => spawnNode(worker, ['leader', db.url, name, '800']));
+    try {
+      const first = await Promise.any(children.map((child, index) => child.waitForLine(/^elected /).then((line) => ({ index, line }))));
+      const leader = children[first.index]!;
+      await sleep(300);
+      expect(children.filter((child) => child.lines.some((line) => line.startsWith('elected'))).length).toBe(1);
+      await leader.stop('SIGKILL');
+      const rest = children.filter((_, index) => index !== first.index);
+      const second = await Promise.any(rest.map((child) => child.waitForLine(/^elected /)));
+      expect(BigInt(second.split(' ')[1]!)).toBeGreaterThan(BigInt(first.line.split(' ')[1]!));
+    } finally {
+      await Promise.all(children.map((child) => child.stop('SIGKILL')));
+      await until(async () => (await db.query(`SELECT 1 FROM ormlock_leases WHERE name = $1 AND expires_at > clock_timestamp()`, [name])).length === 0, 'leader lease expired', 20_000);
+      await pgLock(db.pool({ max: 3 })).pruneLeases();
+    }
+  });
+});
+
+describe('refusals and tokens', () => {
+  let pool: pg.Pool;
+  beforeAll(() => {
+    pool = db.pool({ max: 3 });
+  });
+  afterAll(async () => pool.end());
+
+  const hostOf = (): LeaseHost =>
+    new LeaseHost({ executor: { query: async (text, params) => (await pool.query(text, params as unknown[])).rows as never[], inTransaction: false }, table: leaseTableNames() });
+
+  test('release by a non-owner, or with a stale token, is refused and leaves the holder in place', async () => {
+    const locks = pgLock(pool);
+    const lease = await locks.lease('refuse:owner', { ttl: '10s' });
+    const stranger = hostOf();
+    expect(await stranger.release('refuse:owner', lease.fencingToken.toString())).toBe('not-held');
+    expect((await locks.getLease('refuse:owner'))?.fencingToken).toBe(lease.fencingToken);
+    await lease.release();
+
+    // The right owner with the token of an earlier acquisition is refused too.
+    const owner = hostOf();
+    const first = await owner.tryAcquire('refuse:token', 10_000, null);
+    expect(first.acquired && (await owner.release('refuse:token', first.row.token))).toBe('released');
+    const second = await owner.tryAcquire('refuse:token', 10_000, null);
+    expect(first.acquired && (await owner.release('refuse:token', first.row.token))).toBe('not-held');
+    expect((await locks.getLease('refuse:token'))?.fencingToken).toBe(second.acquired ? BigInt(second.row.token) : -1n);
+    expect(second.acquired && (await owner.release('refuse:token', second.row.token))).toBe('released');
+  });
+
+  test('release and extend after expiry are refused with LeaseLostError; the next holder keeps the lease', async () => {
+    const locks = pgLock(pool);
+    const lost: LeaseLostError[] = [];
+    const lease = await locks.lease('refuse:expired', { ttl: '300ms', heartbeat: false, onLost: (error) => lost.push(error) });
+    await new Promise((resolve) => lease.signal.addEventListener('abort', resolve, { once: true }));
+    expect(lease.state).toBe('lost');
+    expect(lease.signal.reason).toBeInstanceOf(LeaseLostError);
+    expect(lost).toHaveLength(1);
+    const next = await pgLock(db.pool({ max: 3 })).lease('refuse:expired', { ttl: '10s', wait: '5s' });
+    await expect(lease.release()).rejects.toBeInstanceOf(LeaseLostError);
+    await expect(lease.extend()).rejects.toBeInstanceOf(LeaseLostError);
+    expect((await locks.getLease('refuse:expired'))?.fencingToken).toBe(next.fencingToken);
+    await next.release();
+
+    // At the SQL level: the owner's own release after the database expired the row reports it.
+    const host = hostOf();
+    const attempt = await host.tryAcquire('refuse:sql', 50, null);
+    expect(attempt.acquired).toBe(true);
+    await until(async () => (await host.get('refuse:sql'))!.remaining_ms <= 0, 'expired on the database clock');
+    expect(await host.extend('refuse:sql', attempt.acquired ? attempt.row.token : '0', 1000)).toBeUndefined();
+    expect(await host.release('refuse:sql', attempt.acquired ? attempt.row.token : '0')).toBe('expired');
+  });
+
+  test('withLease throws LeaseLostError when the lease was lost while fn ran, and fn sees the signal abort', async () => {
+    const locks = pgLock(pool);
+    let sawAbort = false;
+    const error = await locks
+      .withLease(
+        'refuse:with',
+        async (lease) => {
+          await new Promise((resolve) => lease.signal.addEventListener('abort', resolve, { once: true }));
+          sawAbort = true;
+          return 'finished anyway';
+        },
+        { ttl: '200ms', heartbeat: false },
+      )
+      .catch((e: unknown) => e);
+    expect(sawAbort).toBe(true);
+    expect(error).toBeInstanceOf(LeaseLostError);
+  });
+
+  test('a heartbeat that finds the row gone (or taken over) aborts the lease at once with LeaseLostError', async () => {
+    const locks = pgLock(pool);
+    const lease = await locks.lease('beat:taken', { ttl: '20s', heartbeat: '100ms' });
+    // An operator (or a bug) removes the row; the trust deadline is ~18 s away.
+    await db.query('DELETE FROM ormlock_leases WHERE name = $1', ['beat:taken']);
+    await new Promise((resolve) => lease.signal.addEventListener('abort', resolve, { once: true }));
+    expect(lease.state).toBe('lost');
+    expect(lease.signal.reason).toBeInstanceOf(LeaseLostError);
+    expect((lease.signal.reason as Error).message).toContain('no longer holds it');
+    await expect(lease.release()).rejects.toBeInstanceOf(LeaseLostError);
+  });
+
+  test('a release NOTIFYs only when a waiter is in line', async () => {
+    const listener = await db.client();
+    const heard: string[] = [];
+    listener.on('notification', (message) => heard.push(message.payload ?? ''));
+    await listener.query('LISTEN ormlock_lease');
+    const locks = pgLock(pool);
+    const alone = await locks.lease('notify:alone', { ttl: '10s' });
+    await alone.release();
+    const held = await locks.lease('notify:waited', { ttl: '60s' });
+    const waiting = pgLock(db.pool({ max: 2 })).lease('notify:waited', { wait: '30s' });
+    await untilWaiting(1);
+    await held.release();
+    await (await waiting).release();
+    await until(async () => heard.length > 0, 'a notification');
+    // NOTIFYs arrive in commit order: the first release, with nobody waiting, sent none.
+    expect(heard).toEqual(['notify:waited']);
+  });
+
+  test('extend() renews with a new ttl on the database clock', async () => {
+    const locks = pgLock(pool);
+    const lease = await locks.lease('extend:me', { ttl: '2s', heartbeat: false });
+    const before = lease.expiresAt.getTime();
+    await lease.extend('20s');
+    expect(lease.expiresAt.getTime()).toBeGreaterThan(before + 10_000);
+    expect((await locks.getLease('extend:me'))?.ttlMs).toBe(20_000);
+    await lease.release();
+  });
+
+  test('tokens strictly increase through acquire, release, expiry, take-over, pruning and re-acquisition', async () => {
+    const locks = pgLock(pool);
+    const tokens: bigint[] = [];
+    const a = await locks.lease('tokens', { ttl: '10s' });
+    tokens.push(a.fencingToken);
+    await a.release();
+    const b = await locks.lease('tokens', { ttl: '10s' });
+    tokens.push(b.fencingToken);
+    await b.release();
+    // Expiry without release (a holder that died): the row stays, expired.
+    const host = hostOf();
+    const dead = await host.tryAcquire('tokens', 30, null);
+    expect(dead.acquired).toBe(true);
+    if (dead.acquired) tokens.push(BigInt(dead.row.token));
+    await until(async () => (await host.get('tokens'))!.remaining_ms <= 0, 'expired');
+    const c = await locks.lease('tokens', { ttl: '10s' }); // take-over of the expired row
+    tokens.push(c.fencingToken);
+    await c.release();
+    const d = await host.tryAcquire('tokens', 30, null);
+    if (d.acquired) tokens.push(BigInt(d.row.token));
+    await until(async () => (await host.get('tokens'))!.remaining_ms <= 0, 'expired');
+    expect(await locks.pruneLeases()).toBeGreaterThanOrEqual(1);
+    expect(await locks.getLease('tokens')).toBeNull();
+    const e = await locks.lease('tokens', { ttl: '10s' }); // after pruning: a fresh row
+    tokens.push(e.fencingToken);
+    await e.release();
+    expect(tokens).toHaveLength(6);
+    for (let i = 1; i < tokens.length; i += 1) expect(tokens[i]! > tokens[i - 1]!).toBe(true);
+  });
+
+  test('one heartbeat statement renews every lease the process holds', async () => {
+    const statements: { text: string; params: readonly unknown[] }[] = [];
+    const host = new LeaseHost({
+      executor: {
+        query: async (text, params = []) => {
+          statements.push({ text, params });
+          return (await pool.query(text, params as unknown[])).rows as never[];
+        },
+        inTransaction: false,
+      },
+      table: leaseTableNames(),
+    });
+    const { acquireLease, planLease } = await import('../src/core/lease.js');
+    const leases = await Promise.all(Array.from({ length: 20 }, (_, i) => acquireLease(host, `beat:${i}`, planLease({ ttl: '900ms', heartbeat: '100ms' }, 'lease'))));
+    const heartbeats = () => statements.filter((s) => s.text.includes('jsonb_to_recordset'));
+    await until(async () => heartbeats().length >= 3, 'three heartbeats');
+    for (const leaseHandle of leases) expect(leaseHandle!.state).toBe('held');
+    const batches = heartbeats().map((s) => (JSON.parse(String(s.params[1])) as unknown[]).length);
+    // Leases taken together are renewed together: no statement per lease.
+    expect(batches.every((size) => size === 20)).toBe(true);
+    await Promise.all(leases.map((l) => l!.release()));
+  });
+
+  test('the lease table missing gives LeaseTableMissingError naming the command that creates it', async () => {
+    for (const locks of [
+      pgLock(pool, { leaseTable: { table: 'no_such_leases' } }),
+      drizzleLock(db.drizzle({ max: 3 }), { leaseTable: { schema: 'nowhere' } }),
+      db.prisma().$extends(lockExtension({ leaseTable: { table: 'no_such_leases' } })).$lock,
+    ]) {
+      const error = await locks.lease('x').catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(LeaseTableMissingError);
+      expect((error as Error).message).toContain('npx ormlock migrate');
+      await expect(locks.getLease('x')).rejects.toBeInstanceOf(LeaseTableMissingError);
+    }
+  });
+
+  test('a table in a schema that needs quoting works end to end', async () => {
+    const table = { schema: 'Lease "Schema"', table: 'my leases' };
+    await ensureLeaseTable({ query: async (text, params) => (await pool.query(text, params as unknown[])).rows }, table);
+    await ensureLeaseTable({ query: async (text, params) => (await pool.query(text, params as unknown[])).rows }, table);
+    const locks = pgLock(pool, { leaseTable: table });
+    const lease = await locks.lease(`'; DROP TABLE ormlock_leases; --`, { ttl: '5s' });
+    expect((await locks.listLeases()).map((l) => l.name)).toEqual([`'; DROP TABLE ormlock_leases; --`]);
+    await lease.release();
+    expect(await locks.listLeases()).toEqual([]);
+  });
+});
+
+describe('more layers and forms', () => {
+  test('Prisma with lockExtension({ url }): waiters LISTEN on a connection of their own', async () => {
+    const prisma = db.prisma().$extends(lockExtension({ url: db.url }));
+    const holder = await pgLock(db.pool({ max: 3 })).lease('prisma:url', { ttl: '60s' });
+    const waiting = prisma.$lock.lease('prisma:url', { wait: '30s' });
+    await untilWaiting(1);
+    await holder.release();
+    await (await waiting).release();
+  });
+
+  test('Drizzle on postgres.js: leases work and waiters LISTEN through sql.listen', async () => {
+    const { default: postgres } = await import('postgres');
+    const { drizzle } = await import('drizzle-orm/postgres-js');
+    const sql = postgres(db.url, { max: 2, onnotice: () => {} });
+    try {
+      const locks = drizzleLock(drizzle({ client: sql }));
+      const other = pgLock(db.pool({ max: 3 }));
+      const holder = await other.lease('pgjs:wait', { ttl: '60s' });
+      const waiting = locks.lease('pgjs:wait', { wait: '30s' });
+      await until(
+        async () => (await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE query ILIKE 'LISTEN %ormlock_lease%'`))[0]!.n > 0,
+        'the postgres.js waiter listens',
+      );
+      await holder.release();
+      const lease = await waiting;
+      expect(lease.fencingToken).toBeGreaterThan(holder.fencingToken);
+      expect((await locks.getLease('pgjs:wait'))?.owner).toBe(lease.owner);
+      await lease.release();
+    } finally {
+      await sql.end({ timeout: 1 });
+    }
+  });
+
+  test('leader(): stop() gives leadership up (onDemoted without error) and lets another process-local contender win', async () => {
+    const a = pgLock(db.pool({ max: 3 }));
+    const b = pgLock(db.pool({ max: 3 }));
+    const events: string[] = [];
+    const first = a.leader('local:leader', {
+      ttl: '5s',
+      onElected: (lease) => void events.push(`a elected ${lease.fencingToken > 0n}`),
+      onDemoted: (error) => void events.push(`a demoted ${error === undefined ? 'by stop' : error.reason}`),
+    });
+    await until(async () => first.isLeader, 'a leads');
+    const second = b.leader('local:leader', { ttl: '5s', onElected: () => void events.push('b elected') });
+    await sleep(100);
+    expect(second.isLeader).toBe(false);
+    await first.stop();
+    expect(first.isLeader).toBe(false);
+    await until(async () => second.isLeader, 'b leads');
+    expect(events).toEqual(['a elected true', 'a demoted by stop', 'b elected']);
+    await second.stop();
+    expect(await a.getLease('local:leader')).toBeNull();
+  });
+});

@@ -59,8 +59,11 @@ async function catalogOf(query: (text: string, params: unknown[]) => Promise<Rec
       WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum`,
     [rel],
   );
+  // PostgreSQL 18 also lists NOT NULL as constraints (contype 'n'); the columns' not_null covers
+  // them on every version, so they are left out here.
   const constraints = await query(
-    `SELECT conname AS name, contype AS type, pg_get_constraintdef(oid) AS def FROM pg_constraint WHERE conrelid = to_regclass($1) ORDER BY conname`,
+    `SELECT conname AS name, contype AS type, pg_get_constraintdef(oid) AS def FROM pg_constraint
+      WHERE conrelid = to_regclass($1) AND contype <> 'n' ORDER BY conname`,
     [rel],
   );
   const indexes = await query(`SELECT indexname AS name, indexdef AS def FROM pg_indexes WHERE schemaname = $1 AND tablename = $2 ORDER BY indexname`, [schema, table]);

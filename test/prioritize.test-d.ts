@@ -39,6 +39,19 @@ describe('prioritize() and inspect() types', () => {
     void pgLock(pool).prioritize(async () => 1, { action: 'cancel', filter: { app: 'x' } });
   });
 
+  test('the prioritize option on row and table waits, and only where they wait', async () => {
+    await prisma.$transaction(async (tx) => {
+      void tx.$lock.row('Account', { where: { id: 1 }, timeout: '5s', prioritize: { action: 'terminate' } });
+      void tx.$lock.model('Account', { timeout: '5s', prioritize: { action: 'cancel', every: 100 } });
+      // @ts-expect-error nowait never waits: nothing to prioritize
+      void tx.$lock.row('Account', { nowait: true, prioritize: { action: 'cancel' } });
+      // @ts-expect-error skipLocked never waits
+      void tx.$lock.row('Account', { skipLocked: true, prioritize: { action: 'cancel' } });
+      // @ts-expect-error nowait never waits
+      void tx.$lock.model('Account', { nowait: true, prioritize: { action: 'cancel' } });
+    });
+  });
+
   test('inspect resolves typed records on every layer', () => {
     expectTypeOf(prisma.$lock.inspect()).resolves.toEqualTypeOf<Inspection>();
     expectTypeOf(drizzleLock(db).inspect({ blockedOnly: true })).resolves.toEqualTypeOf<Inspection>();

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { integer, pgTable } from 'drizzle-orm/pg-core';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
 import { InvalidLockArgumentError, LockTimeoutError, PrioritizeFailedError, PrioritizePermissionError, hashKey, type BlockerInfo } from '../src/index.js';
@@ -21,6 +22,7 @@ const db = useTestDatabase({
 });
 
 const TARGET = { schema: 'public', name: 'prio_target' } as const;
+const targetTable = pgTable('prio_target', { id: integer('id') });
 
 async function pidOf(client: pg.Client): Promise<number> {
   return Number((await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]?.pid);
@@ -104,6 +106,62 @@ describe.runIf(perBackend)('prioritize with table locks', () => {
     expect(held.map((row) => row.mode)).toContain('AccessExclusiveLock');
     expect(await longSelect).toBeInstanceOf(Error);
     expect(await isAlive(holderPid)).toBe(false);
+  });
+
+  test('per call: tx.$lock.row with prioritize terminates the holder of the row; other rows and sessions untouched', async () => {
+    const prisma = db.prisma().$extends(lockExtension());
+    const [a, b] = await Promise.all([
+      prisma.account.create({ data: { owner: 'prio-a', balance: 1 } }),
+      prisma.account.create({ data: { owner: 'prio-b', balance: 2 } }),
+    ]);
+    const holder = await db.client({ application_name: 'ormlock-test-row-holder' });
+    const bystander = await db.client({ application_name: 'ormlock-test-row-bystander' });
+    await holder.query('BEGIN');
+    await bystander.query('BEGIN');
+    const [holderPid, bystanderPid] = [await pidOf(holder), await pidOf(bystander)];
+    await holder.query('SELECT id FROM accounts WHERE id = $1 FOR UPDATE', [a.id]);
+    await bystander.query('SELECT id FROM accounts WHERE id = $1 FOR UPDATE', [b.id]);
+
+    const locked = await prisma.$transaction(
+      (tx) => tx.$lock.row('Account', { where: { id: a.id }, timeout: '10s', prioritize: { action: 'terminate', every: 50, after: 50 } }),
+      { timeout: 20_000, maxWait: 10_000 },
+    );
+
+    expect(locked.map((row) => row.owner)).toEqual(['prio-a']);
+    expect(await isAlive(holderPid)).toBe(false);
+    expect(await isAlive(bystanderPid)).toBe(true);
+    await bystander.query('ROLLBACK');
+  });
+
+  test('per call: $lock(tx).model on Drizzle with prioritize cancels the blocking statement only', async () => {
+    const drizzle = db.drizzle();
+    const holder = await db.client({ application_name: 'ormlock-test-model-cancel' });
+    const holderPid = await pidOf(holder);
+    const longSelect = holder.query('SELECT count(*) FROM public.prio_target, pg_sleep(60)').then(
+      () => 'finished',
+      (error: unknown) => error,
+    );
+    await until(holdsRelation(holderPid, 'public.prio_target'), 'the long SELECT holds prio_target');
+
+    await drizzle.transaction(async (tx) => {
+      await drizzleLock(tx, { db: drizzle }).model(targetTable, { timeout: '10s', prioritize: { action: 'cancel', every: 50, after: 50 } });
+    });
+
+    expect(await longSelect).toMatchObject({ code: '57014' });
+    expect(await isAlive(holderPid)).toBe(true);
+  });
+
+  test('per call: the option is refused where the lock never waits, before any SQL', async () => {
+    const client = await db.client();
+    await client.query('BEGIN');
+    const prioritize = { action: 'cancel' } as const;
+    await expect($lock(client).row(TARGET, { nowait: true, prioritize } as never)).rejects.toThrow(/prioritize.*cannot be combined with nowait/);
+    await expect($lock(client).row(TARGET, { skipLocked: true, prioritize } as never)).rejects.toThrow(/cannot be combined with skipLocked/);
+    await expect($lock(client).model(TARGET, { nowait: true, prioritize } as never)).rejects.toThrow(/prioritize.*cannot be combined with nowait/);
+    await expect($lock(client).row(TARGET, { prioritize: { action: 'kill' } } as never)).rejects.toBeInstanceOf(InvalidLockArgumentError);
+    // Still in a healthy transaction: nothing reached the server.
+    expect((await client.query('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
+    await client.query('ROLLBACK');
   });
 
   test('cancel ends only the blocking statement: the session survives', async () => {

@@ -132,11 +132,13 @@ describe('prisma updateVersioned', () => {
     expect(await staleOf(prisma.counter.updateVersioned({ where: { name: 'custom' }, version: 5, data: {} }))).toMatchObject({ actual: 6 });
   });
 
-  test('refuses models without the version field and a version inside data, before any SQL', async () => {
+  test('adds the methods only to models with a version field; refuses a version inside data, before any SQL', async () => {
     const prisma = client();
-    const job = await prisma.job.create({ data: {} });
-    const untyped = prisma.job as unknown as { updateVersioned(args: unknown): Promise<unknown> };
-    await expect(untyped.updateVersioned({ where: { id: job.id }, version: 0, data: { status: 'x' } })).rejects.toThrow(InvalidLockArgumentError);
+    const untyped = prisma.job as unknown as { updateVersioned?: unknown; deleteVersioned?: unknown };
+    expect(untyped.updateVersioned).toBeUndefined();
+    expect(untyped.deleteVersioned).toBeUndefined();
+    expect(typeof prisma.counter.updateVersioned).toBe('function');
+    expect(() => db.prisma().$extends(lockExtension({ versionField: { Job: 'status' } }))).toThrow(/no Int or BigInt field "status"/);
     const counters = prisma.counter as unknown as { updateVersioned(args: unknown): Promise<unknown> };
     await expect(counters.updateVersioned({ where: { name: 'x' }, version: 0, data: { version: 5 } })).rejects.toThrow(/data.version/);
     await expect(counters.updateVersioned({ where: { name: 'x' }, version: '0', data: {} })).rejects.toThrow(InvalidLockArgumentError);

@@ -37,7 +37,10 @@ describe('prisma updateVersioned', () => {
     });
   });
 
-  test('only models with an integer version field accept a call', async () => {
+  test('only models with an integer version field have the methods', async () => {
+    expectTypeOf(prisma.job).not.toHaveProperty('updateVersioned');
+    expectTypeOf(prisma.membership).not.toHaveProperty('deleteVersioned');
+    expectTypeOf(prisma.counter).toHaveProperty('updateVersioned');
     // @ts-expect-error Job has no `version` field
     await prisma.job.updateVersioned({ where: { id: 1n }, version: 1, data: { status: 'x' } });
     // @ts-expect-error Membership has no `version` field

@@ -1,6 +1,7 @@
 import { type Duration, describe, parseDuration } from './duration.js';
 import { InvalidLockArgumentError, NotInTransactionError } from './errors.js';
 import type { Executor, Row } from './executor.js';
+import { type PrioritizeOptions, type PrioritizePlan, planPrioritize } from './prioritize.js';
 import { type SqlFragment, SqlBuilder } from './sql-fragment.js';
 import { quoteIdent } from './sql.js';
 import { effectiveTimeout, mapDriverError, runLockStatement, withLockTimeout } from './wait.js';
@@ -23,9 +24,16 @@ export type RowLockStrength = 'update' | 'noKeyUpdate' | 'share' | 'keyShare';
  * - `skipLocked: true`: leave the busy rows out of the result.
  */
 export type RowLockWait =
-  | { readonly nowait?: false; readonly skipLocked?: false; readonly timeout?: Duration; readonly signal?: AbortSignal }
-  | { readonly nowait: true; readonly skipLocked?: false; readonly timeout?: never; readonly signal?: never }
-  | { readonly skipLocked: true; readonly nowait?: false; readonly timeout?: never; readonly signal?: never };
+  | {
+      readonly nowait?: false;
+      readonly skipLocked?: false;
+      readonly timeout?: Duration;
+      readonly signal?: AbortSignal;
+      /** While this lock waits, cancel or terminate the sessions that block it (see `docs/operations.md`). */
+      readonly prioritize?: PrioritizeOptions;
+    }
+  | { readonly nowait: true; readonly skipLocked?: false; readonly timeout?: never; readonly signal?: never; readonly prioritize?: never }
+  | { readonly skipLocked: true; readonly nowait?: false; readonly timeout?: never; readonly signal?: never; readonly prioritize?: never };
 
 /** Options every layer's `row()` takes besides its query. */
 export type RowLockOptions = { readonly strength?: RowLockStrength } & RowLockWait;
@@ -69,7 +77,7 @@ const STRENGTH_SQL: Record<RowLockStrength, string> = {
   keyShare: 'KEY SHARE',
 };
 
-const WAIT_OPTIONS = ['strength', 'nowait', 'skipLocked', 'timeout', 'signal'] as const;
+const WAIT_OPTIONS = ['strength', 'nowait', 'skipLocked', 'timeout', 'signal', 'prioritize'] as const;
 
 /** The option names {@link planRowWait} reads; layers add their own to this list. */
 export const ROW_LOCK_OPTION_NAMES: readonly string[] = WAIT_OPTIONS;
@@ -80,11 +88,12 @@ export interface RowWaitPlan {
   readonly mode: 'wait' | 'nowait' | 'skipLocked';
   readonly timeoutMs?: number;
   readonly signal?: AbortSignal;
+  readonly prioritize?: PrioritizePlan;
 }
 
-/** Validates `strength`, `nowait`, `skipLocked`, `timeout` and `signal` before any SQL is sent. */
+/** Validates `strength`, `nowait`, `skipLocked`, `timeout`, `signal` and `prioritize` before any SQL is sent. */
 export function planRowWait(options: Record<string, unknown>, prefix = 'options'): RowWaitPlan {
-  const { strength = 'update', nowait, skipLocked, timeout, signal } = options;
+  const { strength = 'update', nowait, skipLocked, timeout, signal, prioritize } = options;
   if (typeof strength !== 'string' || !Object.hasOwn(STRENGTH_SQL, strength)) {
     throw new InvalidLockArgumentError(`${prefix}.strength`, `expected one of ${Object.keys(STRENGTH_SQL).map((s) => `'${s}'`).join(', ')}, got ${describe(strength)}`);
   }
@@ -101,9 +110,18 @@ export function planRowWait(options: Record<string, unknown>, prefix = 'options'
   if (mode !== 'wait' && signal !== undefined) {
     throw new InvalidLockArgumentError(`${prefix}.signal`, `cannot be combined with ${mode}, which never waits`);
   }
+  if (mode !== 'wait' && prioritize !== undefined) {
+    throw new InvalidLockArgumentError(`${prefix}.prioritize`, `cannot be combined with ${mode}, which never waits`);
+  }
   if (signal !== undefined && !(signal instanceof AbortSignal)) throw new InvalidLockArgumentError(`${prefix}.signal`, 'expected an AbortSignal');
   const timeoutMs = timeout === undefined ? undefined : parseDuration(timeout, `${prefix}.timeout`);
-  return { strength: strength as RowLockStrength, mode, timeoutMs, signal: signal as AbortSignal | undefined };
+  return {
+    strength: strength as RowLockStrength,
+    mode,
+    timeoutMs,
+    signal: signal as AbortSignal | undefined,
+    prioritize: prioritize === undefined ? undefined : planPrioritize(prioritize, `${prefix}.prioritize`),
+  };
 }
 
 /** Checks that only known option names are present. */
@@ -206,6 +224,7 @@ export async function lockRows<T extends Row = Row>(executor: Executor, spec: Ro
     implicitTimeout: bound.implicit,
     nowait: plan.mode === 'nowait',
     signal: plan.signal,
+    prioritize: plan.prioritize,
     // A failed lock statement aborts the transaction; the savepoint keeps the caller's usable.
     // Not needed when the only bound is the driver's own deadline (it ends the transaction anyway).
     savepoint: plan.mode === 'nowait' || plan.signal !== undefined || (bound.timeoutMs !== undefined && !bound.implicit),

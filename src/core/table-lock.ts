@@ -1,6 +1,7 @@
 import { type Duration, describe, parseDuration } from './duration.js';
 import { InvalidLockArgumentError, NotInTransactionError } from './errors.js';
 import type { Executor } from './executor.js';
+import { type PrioritizeOptions, type PrioritizePlan, planPrioritize } from './prioritize.js';
 import { type TableRef, checkOptionNames, describeTable, qualifiedTable } from './row-lock.js';
 import { nextSavepointName } from './sql.js';
 import { checkSignal, effectiveTimeout, mapDriverError, runLockStatement } from './wait.js';
@@ -41,8 +42,14 @@ export const TABLE_LOCK_MODES: Readonly<Record<TableLockMode, string>> = {
  * by `timeout` and can be cancelled with `signal`.
  */
 export type TableLockOptions = { readonly mode?: TableLockMode } & (
-  | { readonly nowait?: false; readonly timeout?: Duration; readonly signal?: AbortSignal }
-  | { readonly nowait: true; readonly timeout?: never; readonly signal?: never }
+  | {
+      readonly nowait?: false;
+      readonly timeout?: Duration;
+      readonly signal?: AbortSignal;
+      /** While this lock waits, cancel or terminate the sessions that block it (see `docs/operations.md`). */
+      readonly prioritize?: PrioritizeOptions;
+    }
+  | { readonly nowait: true; readonly timeout?: never; readonly signal?: never; readonly prioritize?: never }
 );
 
 /** Validated table-lock options. */
@@ -52,10 +59,11 @@ export interface TableLockPlan {
   readonly nowait: boolean;
   readonly timeoutMs?: number;
   readonly signal?: AbortSignal;
+  readonly prioritize?: PrioritizePlan;
   readonly what: string;
 }
 
-const OPTION_NAMES = ['mode', 'nowait', 'timeout', 'signal'];
+const OPTION_NAMES = ['mode', 'nowait', 'timeout', 'signal', 'prioritize'];
 
 /**
  * Validates tables and options before any SQL is sent. Tables are deduplicated and sorted by
@@ -64,13 +72,16 @@ const OPTION_NAMES = ['mode', 'nowait', 'timeout', 'signal'];
  */
 export function planTableLock(tables: readonly TableRef[], options: unknown): TableLockPlan {
   const opts = checkOptionNames(options, OPTION_NAMES);
-  const { mode = 'accessExclusive', nowait, timeout, signal } = opts;
+  const { mode = 'accessExclusive', nowait, timeout, signal, prioritize } = opts;
   if (typeof mode !== 'string' || !Object.hasOwn(TABLE_LOCK_MODES, mode)) {
     throw new InvalidLockArgumentError('options.mode', `expected one of ${Object.keys(TABLE_LOCK_MODES).map((m) => `'${m}'`).join(', ')}, got ${describe(mode)}`);
   }
   if (nowait !== undefined && typeof nowait !== 'boolean') throw new InvalidLockArgumentError('options.nowait', `expected a boolean, got ${describe(nowait)}`);
   if (nowait === true && timeout !== undefined) throw new InvalidLockArgumentError('options.timeout', 'cannot be combined with nowait, which never waits');
   if (nowait === true && signal !== undefined) throw new InvalidLockArgumentError('options.signal', 'cannot be combined with nowait, which never waits');
+  if (nowait === true && prioritize !== undefined) {
+    throw new InvalidLockArgumentError('options.prioritize', 'cannot be combined with nowait, which never waits');
+  }
   if (signal !== undefined && !(signal instanceof AbortSignal)) throw new InvalidLockArgumentError('options.signal', 'expected an AbortSignal');
   const timeoutMs = timeout === undefined ? undefined : parseDuration(timeout, 'options.timeout');
   if (tables.length === 0) throw new InvalidLockArgumentError('models', 'expected at least one table to lock');
@@ -87,6 +98,7 @@ export function planTableLock(tables: readonly TableRef[], options: unknown): Ta
     nowait: nowait === true,
     timeoutMs,
     signal: signal as AbortSignal | undefined,
+    prioritize: prioritize === undefined ? undefined : planPrioritize(prioritize),
     what: `${TABLE_LOCK_MODES[mode as TableLockMode]} lock on ${names.length > 3 ? `${names.slice(0, 3).join(', ')} and ${names.length - 3} more` : names.join(', ')}`,
   };
 }
@@ -114,6 +126,7 @@ export async function lockTables(executor: Executor, plan: TableLockPlan): Promi
     const outcome = await runLockStatement(executor, text, [], {
       nowait: plan.nowait,
       signal: plan.signal,
+      prioritize: plan.prioritize,
       savepoint: plan.nowait || plan.signal !== undefined,
       what: plan.what,
     });
@@ -133,6 +146,7 @@ export async function lockTables(executor: Executor, plan: TableLockPlan): Promi
       timeoutMs: bound.timeoutMs,
       implicitTimeout: bound.implicit,
       signal: plan.signal,
+      prioritize: plan.prioritize,
       savepoint: false,
       what: plan.what,
     });

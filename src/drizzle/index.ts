@@ -1,4 +1,6 @@
 import { is } from 'drizzle-orm';
+import { cachedLock } from '../core/lock-cache.js';
+import { LockObject } from '../core/lock-object.js';
 import { PgTransaction, type PgTransactionConfig } from 'drizzle-orm/pg-core';
 import { InvalidLockArgumentError } from '../core/errors.js';
 import { type AdvisoryMethod, advisoryMethod } from '../core/lock-api.js';
@@ -7,7 +9,7 @@ import { type DrizzleExecuteLike, drizzleExecutor, drizzleQuery } from './drizzl
 import { type DrizzleRowLocks, drizzleRowLocks } from './row-locks.js';
 import { type LeaseMethods, leaseMethods } from '../core/lease.js';
 import { type LeaseHost, leaseHostOf } from '../core/lease-host.js';
-import { type LeaseTableOptions, leaseTableNames } from '../core/lease-schema.js';
+import { type LeaseTableNames, type LeaseTableOptions, leaseTableNames } from '../core/lease-schema.js';
 import { drizzleNotifySource } from './lease-notify.js';
 import { type PrioritizeMethod, prioritizeMethod } from '../core/prioritize.js';
 import { type InspectMethod, inspectMethod } from '../core/inspect.js';
@@ -80,6 +82,12 @@ export interface DrizzleLockOptions {
   readonly db?: DrizzleExecuteLike;
   /** Where the lease table is (default `ormlock_leases` on the search path). */
   readonly leaseTable?: LeaseTableOptions;
+  /**
+   * `'transaction'` when the database's connections go through a transaction-mode pooler
+   * (pgbouncer `pool_mode = transaction` and the like): lease waiters then poll instead of
+   * LISTENing, which the pooler cannot keep. Transaction-scoped locks work either way.
+   */
+  readonly pooling?: 'none' | 'session' | 'transaction';
 }
 
 type TxOf<D> = D extends { transaction<R>(fn: (tx: infer Tx) => Promise<R>, ...rest: never[]): Promise<R> } ? Tx : D;
@@ -97,10 +105,15 @@ export function $lock<D extends DrizzleExecuteLike>(dbOrTx: D, options: DrizzleL
   if (typeof (dbOrTx as { execute?: unknown } | null)?.execute !== 'function') {
     throw new InvalidLockArgumentError('dbOrTx', 'expected a Drizzle PostgreSQL database or transaction');
   }
-  const sideSource = is(dbOrTx, PgTransaction) ? options.db : (options.db ?? dbOrTx);
+  return cachedLock(dbOrTx, options, () => buildLock(dbOrTx, options));
+}
+
+function buildLock<D extends DrizzleExecuteLike>(dbOrTx: D, options: DrizzleLockOptions): DrizzleLock<TxOf<D>> {
+  const inTransaction = is(dbOrTx, PgTransaction);
+  const sideSource = inTransaction ? options.db : (options.db ?? dbOrTx);
   const sideChannel = sideSource ? { query: drizzleQuery(sideSource) } : undefined;
   let binding: LockBinding<TxOf<D>, PgTransactionConfig>;
-  if (is(dbOrTx, PgTransaction)) {
+  if (inTransaction) {
     binding = { kind: 'transaction', executor: drizzleExecutor(dbOrTx, true, sideChannel), tx: dbOrTx as TxOf<D> };
   } else {
     const db = dbOrTx as unknown as DrizzleDatabaseLike<TxOf<D>>;
@@ -112,22 +125,44 @@ export function $lock<D extends DrizzleExecuteLike>(dbOrTx: D, options: DrizzleL
       },
     };
   }
-  const leaseTable = leaseTableNames(options.leaseTable);
-  let host: LeaseHost | undefined;
-  const hostOf = (): LeaseHost => {
-    if (binding.kind === 'transaction') {
-      throw new InvalidLockArgumentError('dbOrTx', 'leases commit on their own and outlive transactions: take them on the database ($lock(db)), not on a transaction');
-    }
-    return (host ??= leaseHostOf(dbOrTx, leaseTable, () => ({
-      executor: drizzleExecutor(dbOrTx, false, undefined),
-      notify: drizzleNotifySource(dbOrTx),
-    })));
-  };
-  return {
-    ...leaseMethods(hostOf),
-    advisory: advisoryMethod(() => binding),
-    ...drizzleRowLocks(() => binding.executor, dbOrTx),
-    prioritize: prioritizeMethod(() => binding),
-    inspect: inspectMethod(() => binding.executor),
-  };
+  // A bad lease table name fails here, at once, as every other bad option does.
+  const leaseTable = options.leaseTable === undefined ? undefined : leaseTableNames(options.leaseTable);
+  return new DrizzleLockObject(dbOrTx, binding, leaseTable) as unknown as DrizzleLock<TxOf<D>>;
+}
+
+class DrizzleLockObject<Tx> extends LockObject {
+  #host: LeaseHost | undefined;
+
+  constructor(
+    private readonly target: DrizzleExecuteLike,
+    private readonly binding: LockBinding<Tx, PgTransactionConfig>,
+    private readonly leaseTable: LeaseTableNames | undefined,
+  ) {
+    super();
+  }
+
+  protected buildAdvisory(): unknown {
+    return advisoryMethod(() => this.binding);
+  }
+  protected buildRowLocks(): DrizzleRowLocks {
+    return drizzleRowLocks(() => this.binding.executor, this.target);
+  }
+  protected buildPrioritize(): unknown {
+    return prioritizeMethod(() => this.binding);
+  }
+  protected buildInspect(): unknown {
+    return inspectMethod(() => this.binding.executor);
+  }
+  protected buildLeases(): LeaseMethods {
+    const leaseTable = this.leaseTable ?? leaseTableNames(undefined);
+    return leaseMethods(() => {
+      if (this.binding.kind === 'transaction') {
+        throw new InvalidLockArgumentError('dbOrTx', 'leases commit on their own and outlive transactions: take them on the database ($lock(db)), not on a transaction');
+      }
+      return (this.#host ??= leaseHostOf(this.target, leaseTable, () => ({
+        executor: drizzleExecutor(this.target, false, undefined),
+        notify: drizzleNotifySource(this.target),
+      })));
+    });
+  }
 }

@@ -1,4 +1,6 @@
 import { type AdvisoryLockOptions, type LockKeys, acquireAdvisory, planAdvisory } from '../core/advisory.js';
+import { cachedLock } from '../core/lock-cache.js';
+import { LockObject } from '../core/lock-object.js';
 import { InvalidLockArgumentError, SessionLockUnsupportedError } from '../core/errors.js';
 import type { Executor } from '../core/executor.js';
 import { type AdvisoryMethod, advisoryMethod } from '../core/lock-api.js';
@@ -89,6 +91,9 @@ export interface PgLockOptions {
    * {@link SessionLockUnsupportedError} before any SQL is sent; everything transaction-scoped
    * works as usual. Default `'none'` (direct, or a session-mode pooler).
    *
+   * On a pool, `'transaction'` also makes lease waiters poll instead of opening a LISTEN
+   * connection (which the pooler could not keep): see docs/leases.md.
+   *
    * @example
    * ```ts
    * const locks = $lock(client, { pooling: 'transaction' });
@@ -113,20 +118,14 @@ export interface PgLockOptions {
 export function $lock<C extends PgClientLike>(target: C, options?: PgLockOptions): PgLock<C>;
 export function $lock(target: PgPoolLike, options?: PgLockOptions): PgLock<PgClientLike>;
 export function $lock(target: PgPoolLike | PgClientLike, options: PgLockOptions = {}): PgLock<PgClientLike> {
-  if (isPool(target)) return poolLock(target, options);
-  if (isClient(target)) return clientLock(target, options);
+  if (isPool(target)) return cachedLock(target, options, () => poolLock(target, options));
+  if (isClient(target)) return cachedLock(target, options, () => clientLock(target, options));
   throw new InvalidLockArgumentError('target', 'expected a pg Pool, Client or PoolClient');
 }
 
 function poolLock(pool: PgPoolLike, options: PgLockOptions): PgLock<PgClientLike> {
   const sideChannel = poolSideChannel(pool);
   const leaseTable = leaseTableNames(options.leaseTable);
-  let host: LeaseHost | undefined;
-  const hostOf = (): LeaseHost =>
-    (host ??= leaseHostOf(pool, leaseTable, () => ({
-      executor: { query: sideChannel.query, inTransaction: false },
-      notify: poolNotifySource(pool),
-    })));
   const binding: LockBinding<PgClientLike, PgTransactionOptions> = {
     kind: 'opener',
     executor: { query: sideChannel.query, inTransaction: false, sideChannel },
@@ -134,67 +133,97 @@ function poolLock(pool: PgPoolLike, options: PgLockOptions): PgLock<PgClientLike
       async transaction(fn, txOptions) {
         const client = await pool.connect();
         let broken: Error | undefined;
+        // node-postgres leaves a checked-out client without an 'error' listener: a backend
+        // terminated (pg_terminate_backend, a restart) while fn awaits between statements would
+        // be an uncaught 'error' event that ends the process. The next statement fails anyway.
+        const events = client as { on?(event: 'error', listener: (error: Error) => void): unknown; off?(event: 'error', listener: (error: Error) => void): unknown };
+        const onError = (error: Error): void => void (broken ??= error);
+        events.on?.('error', onError);
         try {
           return await runTransaction(client, txOptions, () => fn(clientExecutor(client, true, sideChannel), client), (error) => {
             broken = error;
           });
         } finally {
+          events.off?.('error', onError);
           client.release(broken);
         }
       },
     },
   };
-  const advisory = advisoryMethod(() => binding);
-  return {
-    ...pgRowLocks(() => binding.executor),
-    ...leaseMethods(hostOf),
-    prioritize: prioritizeMethod(() => binding),
-    inspect: inspectMethod(() => binding.executor),
-    advisory: (async (key: LockKeys, fnOrOptions?: unknown, runOptions?: unknown) => {
-      if (isSessionOptions(fnOrOptions)) {
-        throw new InvalidLockArgumentError('options.scope', `session locks belong to one connection: take them on a client you hold ($lock(await pool.connect())), not on a pool`);
-      }
-      return (advisory as (...args: unknown[]) => unknown)(key, fnOrOptions, runOptions);
-    }) as PgAdvisoryMethod<PgClientLike>,
-  };
+  return new PgLockObject(() => binding, {
+    sessionLock: () => {
+      throw new InvalidLockArgumentError('options.scope', `session locks belong to one connection: take them on a client you hold ($lock(await pool.connect())), not on a pool`);
+    },
+    leaseHost: () =>
+      leaseHostOf(pool, leaseTable, () => ({
+        executor: { query: sideChannel.query, inTransaction: false },
+        notify: poolNotifySource(pool),
+      })),
+  }) as unknown as PgLock<PgClientLike>;
 }
 
 function clientLock(client: PgClientLike, options: PgLockOptions): PgLock<PgClientLike> {
   const sideChannel = options.cancelVia ? poolSideChannel(options.cancelVia) : clientSideChannel(client);
   const inTx = clientExecutor(client, true, sideChannel);
   const outsideTx = clientExecutor(client, false, sideChannel);
-  const bindingOf = (): LockBinding<PgClientLike, PgTransactionOptions> => {
-    if (transactionStatus(client) !== 'I') return { kind: 'transaction', executor: inTx, tx: client };
-    return {
-      kind: 'opener',
-      executor: outsideTx,
-      opener: { transaction: (fn, txOptions) => runTransaction(client, txOptions, () => fn(inTx, client)) },
-    };
+  const opener: LockBinding<PgClientLike, PgTransactionOptions> = {
+    kind: 'opener',
+    executor: outsideTx,
+    opener: { transaction: (fn, txOptions) => runTransaction(client, txOptions, () => fn(inTx, client)) },
   };
-  const advisory = advisoryMethod(bindingOf);
-  return {
-    ...pgRowLocks(() => bindingOf().executor),
-    prioritize: prioritizeMethod(bindingOf),
-    inspect: inspectMethod(() => bindingOf().executor),
-    ...leaseMethods(() => {
+  const inTransaction: LockBinding<PgClientLike, PgTransactionOptions> = { kind: 'transaction', executor: inTx, tx: client };
+  return new PgLockObject(() => (transactionStatus(client) === 'I' ? opener : inTransaction), {
+    sessionLock: (key, sessionOptions) => {
+      if (options.pooling === 'transaction') {
+        throw new SessionLockUnsupportedError(
+          `a session-scoped lock cannot be held through a transaction-mode pooler (pooling: 'transaction'): it would stay with a server ` +
+            `backend that other clients use next. Take a transaction-scoped lock (advisory(key, async (tx) => …)) or a lease instead`,
+        );
+      }
+      return sessionLock(transactionStatus(client) === 'I' ? outsideTx : inTx, key, sessionOptions);
+    },
+    leaseHost: () => {
       throw new InvalidLockArgumentError(
         'target',
         'leases need a pool ($lock(pool)): their heartbeats run on connections of their own, never on a client you are using (or inside its transaction)',
       );
-    }),
-    advisory: (async (key: LockKeys, fnOrOptions?: unknown, runOptions?: unknown) => {
-      if (isSessionOptions(fnOrOptions)) {
-        if (options.pooling === 'transaction') {
-          throw new SessionLockUnsupportedError(
-            `a session-scoped lock cannot be held through a transaction-mode pooler (pooling: 'transaction'): it would stay with a server ` +
-              `backend that other clients use next. Take a transaction-scoped lock (advisory(key, async (tx) => …)) or a lease instead`,
-          );
-        }
-        return sessionLock(transactionStatus(client) === 'I' ? outsideTx : inTx, key, fnOrOptions);
-      }
-      return (advisory as (...args: unknown[]) => unknown)(key, fnOrOptions, runOptions);
-    }) as PgAdvisoryMethod<PgClientLike>,
-  };
+    },
+  }) as unknown as PgLock<PgClientLike>;
+}
+
+/** What differs between a pool's and a client's `$lock`. */
+interface PgTarget {
+  sessionLock(key: LockKeys, options: SessionAdvisoryOptions): Promise<SessionAdvisoryLock | null>;
+  leaseHost(): LeaseHost;
+}
+
+class PgLockObject extends LockObject {
+  #host: LeaseHost | undefined;
+
+  constructor(
+    private readonly bindingOf: () => LockBinding<PgClientLike, PgTransactionOptions>,
+    private readonly target: PgTarget,
+  ) {
+    super();
+  }
+
+  protected buildAdvisory(): unknown {
+    const advisory = advisoryMethod(this.bindingOf) as (...args: unknown[]) => unknown;
+    return async (key: LockKeys, fnOrOptions?: unknown, runOptions?: unknown) =>
+      isSessionOptions(fnOrOptions) ? this.target.sessionLock(key, fnOrOptions) : advisory(key, fnOrOptions, runOptions);
+  }
+  protected buildRowLocks(): PgRowLocks {
+    return pgRowLocks(() => this.bindingOf().executor);
+  }
+  protected buildPrioritize(): unknown {
+    return prioritizeMethod(this.bindingOf);
+  }
+  protected buildInspect(): unknown {
+    return inspectMethod(() => this.bindingOf().executor);
+  }
+  protected buildLeases(): LeaseMethods {
+    return leaseMethods(() => (this.#host ??= this.target.leaseHost()));
+  }
 }
 
 function isSessionOptions(value: unknown): value is SessionAdvisoryOptions {

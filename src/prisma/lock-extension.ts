@@ -9,7 +9,16 @@ import { type PrismaRowLocks, prismaRowLocks } from './row-lock-methods.js';
 import { type PrioritizeMethod, prioritizeMethod } from '../core/prioritize.js';
 import { type InspectMethod, inspectMethod } from '../core/inspect.js';
 import { modelOfTable } from './model-of-table.js';
-import { type ModelFieldsOf, type VersionFieldMap, versionedModelMethods } from './versioned.js';
+import { LockObject } from '../core/lock-object.js';
+import {
+  type HasVersionField,
+  type ModelFieldsOf,
+  type VersionFieldMap,
+  type VersionFieldOf,
+  type VersionedModelMethods,
+  versionedModelMethods,
+  versionedModelProps,
+} from './versioned.js';
 import type { LeaseMethods } from '../core/lease.js';
 import { type PrismaLeaseOptions, prismaLeases } from './lease-methods.js';
 
@@ -114,11 +123,31 @@ export function lockExtension<const VF extends VersionFieldMap = Record<never, s
 
 type DefinedExtArgs<VF extends VersionFieldMap> = ReturnType<ReturnType<typeof defineLockExtension<VF>>> extends { $extends: { extArgs: infer A } } ? A : never;
 
-/** What `$extends(lockExtension())` adds: the defined extension, with `$lock` typed by client `C`. */
+/**
+ * The model properties of client `C` (`'account' | 'counter' …`) whose model has an integer
+ * version field: only these get `updateVersioned` / `deleteVersioned`.
+ */
+export type VersionedModelProp<C, VF extends VersionFieldMap> = {
+  [K in keyof C & string]: C[K] extends { findMany: unknown; fields: unknown }
+    ? HasVersionField<C[K], VersionFieldOf<C[K], VF>> extends true
+      ? K
+      : never
+    : never;
+}[keyof C & string];
+
+type ModelExtArgs<C, VF extends VersionFieldMap> = unknown extends C
+  ? DefinedExtArgs<VF> extends { model: infer M } ? M : never
+  : { [K in VersionedModelProp<C, VF>]: { [P in keyof VersionedModelMethods<VF>]: () => VersionedModelMethods<VF>[P] } };
+
+/**
+ * What `$extends(lockExtension())` adds: the defined extension, with `$lock` typed by client `C`
+ * and the versioned writes on the models of `C` that have a version field (and on no other).
+ */
 export type TypedLockExtension<C, VF extends VersionFieldMap> = {
   $extends: {
-    extArgs: Omit<DefinedExtArgs<VF>, 'client'> & {
+    extArgs: Omit<DefinedExtArgs<VF>, 'client' | 'model'> & {
       client: Omit<DefinedExtArgs<VF> extends { client: infer CL } ? CL : never, '$lock'> & { $lock: () => PrismaLock<C> };
+      model: ModelExtArgs<C, VF>;
     };
   };
 };
@@ -167,16 +196,22 @@ function defineLockExtension<const VF extends VersionFieldMap = Record<never, st
         return baseTransaction.call(this, (tx: PrismaRawLike) => run(bindTransaction(tx, performance.now() + timeout)), txOptions);
       },
     };
+    const models = (client as { _runtimeDataModel?: { models?: Record<string, { fields?: { name: string; type: string }[] }> } })._runtimeDataModel?.models;
     const fieldsOf: ModelFieldsOf = (model) => {
-      const models = (client as { _runtimeDataModel?: { models?: Record<string, { fields?: { name: string; type: string }[] }> } })._runtimeDataModel?.models;
       if (models === undefined) return undefined;
       return Object.hasOwn(models, model) ? models[model]?.fields : null;
     };
+    const versionField = (options.versionField ?? {}) as VF;
+    const versioned = versionedModelMethods(versionField, fieldsOf);
     // `$transaction` is overridden at runtime only; its type stays Prisma's own.
     const extended = client.$extends({
       name: 'ormlock',
       client: extension as Pick<typeof extension, '$lock'>,
-      model: { $allModels: versionedModelMethods((options.versionField ?? {}) as VF, fieldsOf) },
+      // Only models with a version field get the methods, as the types say; a client that hides
+      // its data model gets them on every model, checked on each call instead.
+      model: (models === undefined
+        ? { $allModels: versioned }
+        : versionedModelProps(versionField, fieldsOf, Object.keys(models), versioned)) as { $allModels: typeof versioned },
     });
     extendedRef.client = extended as unknown as PrismaClientLike;
     return extended;
@@ -189,13 +224,35 @@ function prismaLock(
   modelOf: (schema: string, table: string) => string | undefined,
   leases: LeaseMethods,
 ): PrismaLock {
-  return {
-    ...leases,
-    advisory: advisoryMethod(bindingOf),
-    ...prismaRowLocks(bindingOf, resolveModel),
-    prioritize: prioritizeMethod(bindingOf),
-    inspect: inspectMethod(() => bindingOf().executor, { modelOf }),
-  };
+  return new PrismaLockObject(bindingOf, resolveModel, modelOf, leases) as unknown as PrismaLock;
+}
+
+// Made once per interactive transaction: its methods are built on first use (see LockObject).
+class PrismaLockObject extends LockObject {
+  constructor(
+    private readonly bindingOf: () => LockBinding<PrismaLockTransaction, PrismaTransactionOptions>,
+    private readonly resolveModel: (model: unknown) => PrismaModelInfo,
+    private readonly modelOf: (schema: string, table: string) => string | undefined,
+    private readonly leases: LeaseMethods,
+  ) {
+    super();
+  }
+
+  protected buildAdvisory(): unknown {
+    return advisoryMethod(this.bindingOf);
+  }
+  protected buildRowLocks(): PrismaRowLocks<unknown> {
+    return prismaRowLocks(this.bindingOf, this.resolveModel);
+  }
+  protected buildPrioritize(): unknown {
+    return prioritizeMethod(this.bindingOf);
+  }
+  protected buildInspect(): unknown {
+    return inspectMethod(() => this.bindingOf().executor, { modelOf: this.modelOf });
+  }
+  protected buildLeases(): LeaseMethods {
+    return this.leases;
+  }
 }
 
 /** The default timeout set with `new PrismaClient({ transactionOptions })`, where the runtime exposes it. */

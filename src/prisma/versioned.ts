@@ -106,6 +106,30 @@ interface DelegateLike {
 export type ModelFieldsOf = (model: string) => readonly { readonly name: string; readonly type: string }[] | null | undefined;
 
 const VERSION_TYPES = new Set(['Int', 'BigInt']);
+
+/**
+ * The `model` component of the extension when the data model is known: `{ counter: methods, … }`
+ * for the models whose version field (`versionField`, else `version`) is an Int or BigInt.
+ */
+export function versionedModelProps<M>(
+  versionField: VersionFieldMap,
+  fieldsOf: ModelFieldsOf,
+  modelNames: readonly string[],
+  methods: M,
+): Record<string, M> {
+  const props: Record<string, M> = {};
+  for (const model of modelNames) {
+    const field = Object.hasOwn(versionField, model) ? versionField[model] : 'version';
+    const found = fieldsOf(model)?.find((candidate) => candidate.name === field);
+    if (found !== undefined && VERSION_TYPES.has(found.type)) {
+      props[model.charAt(0).toLowerCase() + model.slice(1)] = methods;
+    } else if (Object.hasOwn(versionField, model)) {
+      // Named on purpose but unusable: say so now rather than leave the model without the methods.
+      throw new InvalidLockArgumentError(`versionField.${model}`, `model ${model} has no Int or BigInt field "${String(field)}"`);
+    }
+  }
+  return props;
+}
 // Prisma's "An operation failed because it depends on one or more records that were required but not found."
 const PRISMA_NOT_FOUND = 'P2025';
 

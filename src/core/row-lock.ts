@@ -25,18 +25,47 @@ export type RowLockStrength = 'update' | 'noKeyUpdate' | 'share' | 'keyShare';
  */
 export type RowLockWait =
   | {
+      /** Wait for busy rows (the default). */
       readonly nowait?: false;
+      /** Do not skip busy rows. */
       readonly skipLocked?: false;
+      /** Bound the wait: ms or `'500ms'`, `'5s'`…; `LockTimeoutError` when it runs out (`lock_timeout` on the server). */
       readonly timeout?: Duration;
+      /** Cancels the wait, on the server too: `LockAbortedError`. */
       readonly signal?: AbortSignal;
       /** While this lock waits, cancel or terminate the sessions that block it (see `docs/operations.md`). */
       readonly prioritize?: PrioritizeOptions;
     }
-  | { readonly nowait: true; readonly skipLocked?: false; readonly timeout?: never; readonly signal?: never; readonly prioritize?: never }
-  | { readonly skipLocked: true; readonly nowait?: false; readonly timeout?: never; readonly signal?: never; readonly prioritize?: never };
+  | {
+      /** Fail at once with `LockNotAvailableError` if a row is busy (`NOWAIT`). */
+      readonly nowait: true;
+      /** Not with `nowait`. */
+      readonly skipLocked?: false;
+      /** Not with `nowait`: nothing waits. */
+      readonly timeout?: never;
+      /** Not with `nowait`: nothing waits. */
+      readonly signal?: never;
+      /** Not with `nowait`: nothing waits. */
+      readonly prioritize?: never;
+    }
+  | {
+      /** Leave busy rows out of the result (`SKIP LOCKED`). */
+      readonly skipLocked: true;
+      /** Not with `skipLocked`. */
+      readonly nowait?: false;
+      /** Not with `skipLocked`: nothing waits. */
+      readonly timeout?: never;
+      /** Not with `skipLocked`: nothing waits. */
+      readonly signal?: never;
+      /** Not with `skipLocked`: nothing waits. */
+      readonly prioritize?: never;
+    };
 
 /** Options every layer's `row()` takes besides its query. */
-export type RowLockOptions = { readonly strength?: RowLockStrength } & RowLockWait;
+export type RowLockOptions = {
+  /** `'update'` (default, `FOR UPDATE`), `'noKeyUpdate'`, `'share'` or `'keyShare'`. */
+  readonly strength?: RowLockStrength;
+} & RowLockWait;
 
 /** A table, as its schema (optional: the `search_path` decides) and name in the database. */
 export interface TableRef {
@@ -273,9 +302,12 @@ export function buildClaimUpdate(spec: RowQuerySpec, plan: RowWaitPlan, set: rea
 export async function claimRows<T extends Row = Row>(
   executor: Executor,
   spec: RowQuerySpec,
-  strength: RowLockStrength,
+  strength: unknown,
   set: readonly SetItem[] | undefined,
 ): Promise<T[]> {
+  if (strength !== 'update' && strength !== 'noKeyUpdate') {
+    throw new InvalidLockArgumentError('query.strength', `a claim takes 'update' or 'noKeyUpdate' locks, got ${describe(strength)}`);
+  }
   const plan: RowWaitPlan = { strength, mode: 'skipLocked' };
   if (set === undefined) return lockRows<T>(executor, spec, plan);
   if (set.length === 0) throw new InvalidLockArgumentError('set', 'expected at least one column to set (or leave set out to only lock the rows)');

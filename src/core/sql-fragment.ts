@@ -31,13 +31,12 @@ export class SqlBuilder {
 }
 
 /**
- * Rewrites every `$n` placeholder of `text` that stands outside quoted identifiers, string
- * literals and comments. Dollar-quoted strings are not recognised: fragments are built by ormlock
- * or by an ORM's SQL builder, neither of which writes them.
+ * Calls `visit` for every `$n` placeholder of `text` that stands outside quoted identifiers,
+ * string literals and comments, in order, with where it starts and ends and its number.
+ * Dollar-quoted strings are not recognised: fragments are built by ormlock or by an ORM's SQL
+ * builder, neither of which writes them.
  */
-export function mapPlaceholders(text: string, replace: (position: number) => string): string {
-  let out = '';
-  let start = 0;
+export function forEachPlaceholder(text: string, visit: (start: number, end: number, position: number) => void): void {
   let index = 0;
   while (index < text.length) {
     const char = text[index];
@@ -58,14 +57,23 @@ export function mapPlaceholders(text: string, replace: (position: number) => str
     if (char === '$' && isDigit(text.charCodeAt(index + 1)) && !isIdentChar(text.charCodeAt(index - 1))) {
       let end = index + 1;
       while (isDigit(text.charCodeAt(end))) end += 1;
-      out += text.slice(start, index) + replace(Number(text.slice(index + 1, end)));
-      start = end;
+      visit(index, end, Number(text.slice(index + 1, end)));
       index = end;
       continue;
     }
     index += 1;
   }
-  return out + text.slice(start);
+}
+
+/** Rewrites every placeholder {@link forEachPlaceholder} finds with what `replace` returns for its number. */
+export function mapPlaceholders(text: string, replace: (position: number) => string): string {
+  let out = '';
+  let literalStart = 0;
+  forEachPlaceholder(text, (start, end, position) => {
+    out += text.slice(literalStart, start) + replace(position);
+    literalStart = end;
+  });
+  return out + text.slice(literalStart);
 }
 
 function endOfQuoted(text: string, start: number, quote: string): number {

@@ -148,9 +148,6 @@ export function drizzleRowLocks(executorOf: () => Executor, dbOrTx: unknown): Dr
       const info = tableInfo(table);
       const opts = checkOptionNames(query, CLAIM_OPTIONS, 'query');
       const { strength = 'update' } = opts;
-      if (strength !== 'update' && strength !== 'noKeyUpdate') {
-        throw new InvalidLockArgumentError('query.strength', `a claim takes 'update' or 'noKeyUpdate' locks`);
-      }
       const base = spec(info, opts, 'limit');
       const set = opts['set'] === undefined ? undefined : setItems(info, opts['set'], render, columnName);
       const rows = await claimRows<Row>(executorOf(), { ...base, limit: base.limit ?? 1 }, strength, set);

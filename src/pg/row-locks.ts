@@ -140,9 +140,6 @@ export function pgRowLocks(executorOf: () => Executor): PgRowLocks {
       const ref = tableRef(table);
       const opts = checkOptionNames(query, CLAIM_OPTIONS, 'query');
       const { strength = 'update' } = opts;
-      if (strength !== 'update' && strength !== 'noKeyUpdate') {
-        throw new InvalidLockArgumentError('query.strength', `a claim takes 'update' or 'noKeyUpdate' locks`);
-      }
       const spec = {
         table: ref,
         columns: [],

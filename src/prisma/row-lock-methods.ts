@@ -12,7 +12,6 @@ import {
 } from '../core/row-lock.js';
 import type { LockBinding } from '../core/run-under-lock.js';
 import { type TableLockOptions, lockTables, planTableLock } from '../core/table-lock.js';
-import { InvalidLockArgumentError } from '../core/errors.js';
 import { type PrismaModelInfo, toModelRows } from './prisma-model.js';
 import { translateOrderBy, translateSet, translateWhere } from './prisma-where.js';
 
@@ -135,9 +134,6 @@ export function prismaRowLocks<Tx, TxOptions>(
       const info = resolveModel(model);
       const opts = checkOptionNames(query, CLAIM_OPTIONS, 'query');
       const { strength = 'update' } = opts;
-      if (strength !== 'update' && strength !== 'noKeyUpdate') {
-        throw new InvalidLockArgumentError('query.strength', `a claim takes 'update' or 'noKeyUpdate' locks`);
-      }
       const spec = {
         table: info.table,
         columns: info.columns,

@@ -10,6 +10,8 @@ import { PrismaClient } from '../prisma/generated/client.js';
 
 const prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: '' }) }).$extends(lockExtension());
 const db = drizzle('');
+declare const pool: pg.Pool;
+declare const held: pg.PoolClient;
 
 describe('advisory() types', () => {
   test('the transaction form resolves a boolean; the function form resolves by onBusy', () => {
@@ -20,6 +22,15 @@ describe('advisory() types', () => {
     expectTypeOf(prisma.$lock.advisory('k', async () => 42, { onBusy: 'skip' })).resolves.toEqualTypeOf<number | undefined>();
     expectTypeOf(prisma.$lock.advisory('k', async () => 42, { onBusy: 'return' })).resolves.toEqualTypeOf<LockResult<number>>();
     expectTypeOf(drizzleLock(db).advisory('k', async () => 'x', { wait: false, onBusy: 'skip' })).resolves.toEqualTypeOf<string | undefined>();
+  });
+
+  test('pg hands fn a pooled client on a pool, and the client itself on a client', () => {
+    void pgLock(pool).advisory('k', async (client) => {
+      expectTypeOf(client).toEqualTypeOf<pg.PoolClient>();
+    });
+    void pgLock(held).advisory('k', async (client) => {
+      expectTypeOf(client).toEqualTypeOf<pg.PoolClient>();
+    });
   });
 
   test('Drizzle hands fn its own transaction type', () => {

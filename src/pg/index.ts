@@ -1,3 +1,9 @@
+/**
+ * ormlock for plain node-postgres: {@link $lock} on a pool, client or pool client, including
+ * session-scoped advisory locks.
+ *
+ * @module ormlock/pg
+ */
 import { type AdvisoryLockOptions, type LockKeys, acquireAdvisory, planAdvisory } from '../core/advisory.js';
 import { cachedLock } from '../core/lock-cache.js';
 import { LockObject } from '../core/lock-object.js';
@@ -115,8 +121,10 @@ export interface PgLockOptions {
  * await $lock(client).advisory('invoice:42');  // held until COMMIT / ROLLBACK
  * ```
  */
+// The pool overload first: a Pool is also client-like (it has `query`), and its transactions run
+// on a pooled client, not on the pool. Generic, so that a pg.Pool matches it in the first (subtype) pass.
+export function $lock<P extends PgPoolLike>(target: P, options?: PgLockOptions): PgLock<PoolClientOf<P>>;
 export function $lock<C extends PgClientLike>(target: C, options?: PgLockOptions): PgLock<C>;
-export function $lock(target: PgPoolLike, options?: PgLockOptions): PgLock<PgClientLike>;
 export function $lock(target: PgPoolLike | PgClientLike, options: PgLockOptions = {}): PgLock<PgClientLike> {
   if (isPool(target)) return cachedLock(target, options, () => poolLock(target, options));
   if (isClient(target)) return cachedLock(target, options, () => clientLock(target, options));
@@ -155,10 +163,16 @@ function poolLock(pool: PgPoolLike, options: PgLockOptions): PgLock<PgClientLike
       throw new InvalidLockArgumentError('options.scope', `session locks belong to one connection: take them on a client you hold ($lock(await pool.connect())), not on a pool`);
     },
     leaseHost: () =>
-      leaseHostOf(pool, leaseTable, () => ({
-        executor: { query: sideChannel.query, inTransaction: false },
-        notify: poolNotifySource(pool),
-      })),
+      leaseHostOf(
+        pool,
+        leaseTable,
+        () => ({
+          executor: { query: sideChannel.query, inTransaction: false },
+          // A transaction-mode pooler cannot keep a LISTEN: waiters poll.
+          notify: options.pooling === 'transaction' ? undefined : poolNotifySource(pool),
+        }),
+        options.pooling ?? '',
+      ),
   }) as unknown as PgLock<PgClientLike>;
 }
 
@@ -190,6 +204,18 @@ function clientLock(client: PgClientLike, options: PgLockOptions): PgLock<PgClie
     },
   }) as unknown as PgLock<PgClientLike>;
 }
+
+/** The client type a pool hands out (`pg.PoolClient` for a `pg.Pool`). */
+export type PoolClientOf<P> = AsClient<
+  // pg.Pool declares connect() twice; a conditional type sees only the last declaration, which is
+  // node-postgres's callback form, so the client type is read from there or from the promise form.
+  P extends { connect(callback: (error: never, client: infer C, done: never) => void): void }
+    ? NonNullable<C>
+    : P extends { connect(): Promise<infer C> }
+      ? C
+      : never
+>;
+type AsClient<C> = [C] extends [never] ? PgClientLike : C extends PgClientLike ? C : PgClientLike;
 
 /** What differs between a pool's and a client's `$lock`. */
 interface PgTarget {

@@ -125,6 +125,26 @@ export async function benchLease(ctx: BenchContext): Promise<BenchRow[]> {
     // Listeners linger 2 s after their last waiter; let them go before the next case.
     await new Promise((resolve) => setTimeout(resolve, 2_500));
     rows.push({ case: 'lease contended handoff (one name)', driver: 'ormlock pg (LISTEN/NOTIFY)', clients, kind: 'ormlock', opsPerSec: ormHandoff.opsPerSec, handoff: ormHandoff });
+    // As behind a transaction-mode pooler: no LISTEN, waiters poll (the release still hands over).
+    const pollHandoff = await measureHandoff(
+      Array.from({ length: clients }, () => {
+        const locks = pgLock(pool(2), { pooling: 'transaction' });
+        return async () => {
+          const lease = await locks.lease('bench:poll-handoff', { ttl: '30s', wait: '60s' });
+          return () => lease.release();
+        };
+      }),
+      handoffPlan,
+    );
+    await closePools();
+    rows.push({
+      case: 'lease contended handoff (one name)',
+      driver: "ormlock pg (pooling: 'transaction', polling)",
+      clients,
+      kind: 'ormlock',
+      opsPerSec: pollHandoff.opsPerSec,
+      handoff: pollHandoff,
+    });
     const rawHandoff = await measureHandoff(
       Array.from({ length: clients }, () => {
         const p = pool();

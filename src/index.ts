@@ -2,6 +2,8 @@
  * ormlock: every PostgreSQL lock for Prisma and Drizzle apps. The ORM layers live in
  * `ormlock/prisma`, `ormlock/drizzle` and `ormlock/pg`; this entry holds what they share: errors,
  * keys, durations and the types of the lock API.
+ *
+ * @module ormlock
  */
 export {
   OrmlockError,

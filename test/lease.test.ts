@@ -1,6 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import type pg from 'pg';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import pgModule from 'pg';
+import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
 import {
   InvalidLockArgumentError,
   type Lease,
@@ -14,9 +15,9 @@ import {
 } from '../src/index.js';
 import { LeaseHost } from '../src/core/lease-host.js';
 import { leaseTableNames } from '../src/core/lease-schema.js';
-import { $lock as drizzleLock } from '../src/drizzle/index.js';
-import { $lock as pgLock } from '../src/pg/index.js';
-import { lockExtension } from '../src/prisma/index.js';
+import { $lock as drizzleLockOf } from '../src/drizzle/index.js';
+import { $lock as pgLockOf } from '../src/pg/index.js';
+import { lockExtension as lockExtensionOf } from '../src/prisma/index.js';
 import { useTestDatabase } from './helpers/database.js';
 import { spawnNode } from './helpers/spawn-node.js';
 
@@ -41,21 +42,31 @@ const db = useTestDatabase({
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Waiters in line: sessions of ormlock's own queued on a lease (first in line holds the queue lock). */
-async function waitersInLine(): Promise<{ granted: number; waiting: number }> {
-  const [row] = await db.query<{ granted: number; waiting: number }>(
-    `SELECT count(*) FILTER (WHERE l.granted)::int AS granted, count(*) FILTER (WHERE NOT l.granted)::int AS waiting
-       FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-      WHERE l.locktype = 'advisory' AND a.application_name = 'ormlock-lease-waiter' AND a.datname = current_database()`,
+// Through a transaction-mode pooler, every layer is told so (`pooling: 'transaction'`): its lease
+// waiters then poll instead of LISTENing through the pooler.
+const pooling = db.pooler === 'transaction' ? ('transaction' as const) : undefined;
+const pgLock: typeof pgLockOf = ((target: Parameters<typeof pgLockOf>[0], options = {}) => pgLockOf(target, { pooling, ...options })) as typeof pgLockOf;
+const drizzleLock: typeof drizzleLockOf = (dbOrTx, options = {}) => drizzleLockOf(dbOrTx, { pooling, ...options });
+const lockExtension: typeof lockExtensionOf = (options = {}) => lockExtensionOf({ pooling, ...options });
+
+/** The test database's URL on the PostgreSQL server itself, past any pooler (for LISTEN). */
+function directUrl(): string {
+  const url = new URL(inject('ormlockServerUrl'));
+  url.pathname = `/${db.name}`;
+  return url.toString();
+}
+
+/** Waiters in line: the live entries of every lease's line row (see lineAcquireSql). */
+async function waitersInLine(): Promise<number> {
+  const [row] = await db.query<{ n: number }>(
+    `SELECT coalesce(sum((SELECT count(*) FROM jsonb_each(l.data) e WHERE (e.value->>1)::float8 > extract(epoch FROM clock_timestamp()) * 1000)), 0)::int AS n
+       FROM ormlock_leases l WHERE left(l.name, 1) = chr(1)`,
   );
-  return row!;
+  return row!.n;
 }
 
 async function untilWaiting(total: number): Promise<void> {
-  await until(async () => {
-    const line = await waitersInLine();
-    return line.granted + line.waiting >= total;
-  }, `${total} waiter(s) in line`);
+  await until(async () => (await waitersInLine()) >= total, `${total} waiter(s) in line`);
 }
 
 /** Polls `check` until it returns true (bounded, so a hang fails the test instead of timing out silently). */
@@ -124,7 +135,7 @@ describe.each(['pg', 'drizzle', 'prisma'] as const)('leases through %s', (driver
     const name = `${driverName}:wait`;
     const holder = await locks.lease(name, { ttl: '60s' });
     const waiting = other.lease(name, { wait: '30s', ttl: '10s' });
-    // The waiter queues and LISTENs on a connection of its own (Prisma: from the adapter's connection string).
+    // The waiter joins the line (and LISTENs where it can; Prisma: from the adapter's connection string).
     await untilWaiting(1);
     await holder.release();
     const next = await waiting;
@@ -332,7 +343,12 @@ describe('across processes', () => {
       expect(BigInt(second.split(' ')[1]!)).toBeGreaterThan(BigInt(first.line.split(' ')[1]!));
     } finally {
       await Promise.all(children.map((child) => child.stop('SIGKILL')));
-      await until(async () => (await db.query(`SELECT 1 FROM ormlock_leases WHERE name = $1 AND expires_at > clock_timestamp()`, [name])).length === 0, 'leader lease expired', 20_000);
+      // The killed waiters' places in line (the name's line row) lapse too; then pruning removes both.
+      await until(
+        async () => (await db.query(`SELECT 1 FROM ormlock_leases WHERE name IN ($1, chr(1) || 'line:' || $1) AND expires_at > clock_timestamp()`, [name])).length === 0,
+        'leader lease and line expired',
+        20_000,
+      );
       await pgLock(db.pool({ max: 3 })).pruneLeases();
     }
   });
@@ -419,22 +435,33 @@ describe('refusals and tokens', () => {
     await expect(lease.release()).rejects.toBeInstanceOf(LeaseLostError);
   });
 
-  test('a release NOTIFYs only when a waiter is in line', async () => {
-    const listener = await db.client();
-    const heard: string[] = [];
-    listener.on('notification', (message) => heard.push(message.payload ?? ''));
-    await listener.query('LISTEN ormlock_lease');
-    const locks = pgLock(pool);
-    const alone = await locks.lease('notify:alone', { ttl: '10s' });
-    await alone.release();
-    const held = await locks.lease('notify:waited', { ttl: '60s' });
-    const waiting = pgLock(db.pool({ max: 2 })).lease('notify:waited', { wait: '30s' });
-    await untilWaiting(1);
-    await held.release();
-    await (await waiting).release();
-    await until(async () => heard.length > 0, 'a notification');
-    // NOTIFYs arrive in commit order: the first release, with nobody waiting, sent none.
-    expect(heard).toEqual(['notify:waited']);
+  test('a release NOTIFYs only when a waiter is in line, handing it the lease', async () => {
+    // LISTEN needs a session: past the pooler, on the server itself.
+    const listener = new pgModule.Client({ connectionString: directUrl() });
+    listener.on('error', () => {});
+    await listener.connect();
+    try {
+      // The payload of a handoff: `[name, new owner, token, expires_ms]`.
+      const heard: string[] = [];
+      listener.on('notification', (message) => heard.push((JSON.parse(message.payload ?? '[]') as string[])[0] ?? ''));
+      await listener.query('LISTEN ormlock_lease');
+      const locks = pgLock(pool);
+      const alone = await locks.lease('notify:alone', { ttl: '10s' });
+      await alone.release();
+      const held = await locks.lease('notify:waited', { ttl: '60s' });
+      const waiting = pgLock(db.pool({ max: 2 })).lease('notify:waited', { wait: '30s' });
+      await untilWaiting(1);
+      await held.release();
+      await (await waiting).release();
+      await until(async () => heard.length > 0, 'a notification');
+      // NOTIFYs arrive in commit order, so by now the release with nobody in line would have been
+      // heard if it had sent one. The release the waiter was in line for did wake it. (How many
+      // the waiter's own release sent is not part of the promise.)
+      expect(heard[0]).toBe('notify:waited');
+      expect(heard).not.toContain('notify:alone');
+    } finally {
+      await listener.end();
+    }
   });
 
   test('extend() renews with a new ttl on the database clock', async () => {
@@ -490,14 +517,20 @@ describe('refusals and tokens', () => {
       table: leaseTableNames(),
     });
     const { acquireLease, planLease } = await import('../src/core/lease.js');
-    const leases = await Promise.all(Array.from({ length: 20 }, (_, i) => acquireLease(host, `beat:${i}`, planLease({ ttl: '900ms', heartbeat: '100ms' }, 'lease'))));
-    const heartbeats = () => statements.filter((s) => s.text.includes('jsonb_to_recordset'));
-    await until(async () => heartbeats().length >= 3, 'three heartbeats');
-    for (const leaseHandle of leases) expect(leaseHandle!.state).toBe('held');
-    const batches = heartbeats().map((s) => (JSON.parse(String(s.params[1])) as unknown[]).length);
-    // Leases taken together are renewed together: no statement per lease.
-    expect(batches.every((size) => size === 20)).toBe(true);
-    await Promise.all(leases.map((l) => l!.release()));
+    // Leases due within half their interval ride along with the first one due: a heartbeat of
+    // 400 ms lets the 20 acquisitions spread over up to 200 ms (a loaded machine) and still share.
+    const leases = await Promise.all(Array.from({ length: 20 }, (_, i) => acquireLease(host, `beat:${i}`, planLease({ ttl: '2s', heartbeat: '400ms' }, 'lease'))));
+    try {
+      const heartbeats = () => statements.filter((s) => s.text.includes('ormlock heartbeat'));
+      await until(async () => heartbeats().length >= 3, 'three heartbeats');
+      for (const leaseHandle of leases) expect(leaseHandle!.state).toBe('held');
+      // The names go as one array parameter: `{"beat:0","beat:1",…}`.
+      const batches = heartbeats().map((s) => String(s.params[1]).split('"beat:').length - 1);
+      // Leases taken together are renewed together: no statement per lease.
+      expect(batches.every((size) => size === 20)).toBe(true);
+    } finally {
+      await Promise.all(leases.map((l) => l!.release()));
+    }
   });
 
   test('the lease table missing gives LeaseTableMissingError naming the command that creates it', async () => {
@@ -527,27 +560,38 @@ describe('refusals and tokens', () => {
 
 describe('more layers and forms', () => {
   test('Prisma with lockExtension({ url }): waiters LISTEN on a connection of their own', async () => {
-    const prisma = db.prisma().$extends(lockExtension({ url: db.url }));
+    // Behind a transaction-mode pooler, `url` points past it, at PostgreSQL itself.
+    const prisma = db.prisma().$extends(lockExtension({ url: pooling === 'transaction' ? directUrl() : db.url }));
     const holder = await pgLock(db.pool({ max: 3 })).lease('prisma:url', { ttl: '60s' });
     const waiting = prisma.$lock.lease('prisma:url', { wait: '30s' });
     await untilWaiting(1);
+    await until(
+      async () => (await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'ormlock-lease-listener' AND datname = current_database()`))[0]!.n > 0,
+      'the Prisma waiter listens',
+    );
     await holder.release();
     await (await waiting).release();
   });
 
-  test('Drizzle on postgres.js: leases work and waiters LISTEN through sql.listen', async () => {
+  test('Drizzle on postgres.js: leases work and waiters LISTEN through sql.listen (poll behind a transaction pooler)', async () => {
     const { default: postgres } = await import('postgres');
     const { drizzle } = await import('drizzle-orm/postgres-js');
-    const sql = postgres(db.url, { max: 2, onnotice: () => {} });
+    // pgbouncer before 1.21 keeps no prepared statements in transaction mode.
+    const sql = postgres(db.url, { max: 2, onnotice: () => {}, ...(pooling === 'transaction' ? { prepare: false } : {}) });
     try {
       const locks = drizzleLock(drizzle({ client: sql }));
       const other = pgLock(db.pool({ max: 3 }));
       const holder = await other.lease('pgjs:wait', { ttl: '60s' });
       const waiting = locks.lease('pgjs:wait', { wait: '30s' });
-      await until(
-        async () => (await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE query ILIKE 'LISTEN %ormlock_lease%'`))[0]!.n > 0,
-        'the postgres.js waiter listens',
-      );
+      await untilWaiting(1);
+      if (pooling !== 'transaction') {
+        await until(
+          async () =>
+            (await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE query ILIKE 'LISTEN %ormlock_lease%' AND datname = current_database()`))[0]!
+              .n > 0,
+          'the postgres.js waiter listens',
+        );
+      }
       await holder.release();
       const lease = await waiting;
       expect(lease.fencingToken).toBeGreaterThan(holder.fencingToken);

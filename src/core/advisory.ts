@@ -47,7 +47,19 @@ export interface AdvisoryRunOptions<TxOptions = unknown> extends Omit<AdvisoryLo
 }
 
 /** What `onBusy: 'return'` resolves to. */
-export type LockResult<R> = { readonly acquired: true; readonly value: R } | { readonly acquired: false; readonly value?: undefined };
+export type LockResult<R> =
+  | {
+      /** The lock was taken and the function ran. */
+      readonly acquired: true;
+      /** What the function resolved. */
+      readonly value: R;
+    }
+  | {
+      /** The lock was busy: the function did not run. */
+      readonly acquired: false;
+      /** Always `undefined`: nothing ran. */
+      readonly value?: undefined;
+    };
 
 /** Validated options. */
 export interface AdvisoryPlan {

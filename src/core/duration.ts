@@ -25,7 +25,9 @@ export function parseDuration(value: unknown, argument: string): number {
     if (!match) {
       throw new InvalidLockArgumentError(argument, `expected milliseconds or a string like '500ms', '5s', '2m', got ${describe(value)}`);
     }
-    ms = Number(match[1]) * UNIT_MS[match[2] as DurationUnit];
+    // Kept to whole microseconds, as PostgreSQL keeps an interval: the decimal '8.005s' is
+    // 8005.000000000001 ms in binary floating point, which the ceiling below would make 8006.
+    ms = Math.round(Number(match[1]) * UNIT_MS[match[2] as DurationUnit] * 1_000) / 1_000;
   } else {
     throw new InvalidLockArgumentError(argument, `expected a duration, got ${describe(value)}`);
   }

@@ -96,7 +96,12 @@ export class LockReleaseError extends OrmlockError {
     /** What went wrong; `'backend-changed'` means transaction pooling stranded the lock. */
     readonly reason: LockReleaseReason = 'not-held',
     /** The backends that took and released the lock (`pg_backend_pid()`), when known. */
-    readonly backends: { readonly acquired?: number; readonly released?: number } = {},
+    readonly backends: {
+      /** The backend that took the lock. */
+      readonly acquired?: number;
+      /** The backend the release ran on. */
+      readonly released?: number;
+    } = {},
     options?: { cause?: unknown },
   ) {
     super(message, options);
@@ -142,7 +147,12 @@ export class StaleVersionError extends OrmlockError {
     /** The version the row has now; `undefined` when the row is gone. */
     readonly actual: number | bigint | undefined,
     /** Where: the Prisma model (`model`) or the SQL table (`table`), whichever layer raised it. */
-    readonly target: { readonly model?: string; readonly table?: string },
+    readonly target: {
+      /** The Prisma model (Prisma layer). */
+      readonly model?: string;
+      /** The SQL table (Drizzle layer). */
+      readonly table?: string;
+    },
     options?: { cause?: unknown },
   ) {
     const name = target.model ?? target.table ?? 'row';
@@ -186,6 +196,7 @@ export class LeaseLostError extends OrmlockError {
     message: string,
     /** The lease's name. */
     readonly lease: string,
+    /** How it was lost: see {@link LeaseLostReason}. */
     readonly reason: LeaseLostReason,
     options?: { cause?: unknown },
   ) {

@@ -8,6 +8,7 @@ export type Row = Record<string, unknown>;
  * `text` is always ormlock's own SQL with `$1…$n` placeholders; every value travels in `params`.
  */
 export interface Executor {
+  /** Runs one statement (`text` with `$1…$n`, values in `params`) and resolves its rows. */
   query<T extends Row = Row>(text: string, params?: readonly unknown[]): Promise<T[]>;
   /** True when every query runs inside one open transaction. */
   readonly inTransaction: boolean;
@@ -38,10 +39,12 @@ export interface Executor {
 
 /** Another connection to the same database. */
 export interface SideChannel {
+  /** Runs one statement on that other connection and resolves its rows. */
   query<T extends Row = Row>(text: string, params?: readonly unknown[]): Promise<T[]>;
 }
 
 /** A layer that can open a transaction and hand the ORM's own transaction object to the caller. */
 export interface TransactionOpener<Tx, O = unknown> {
+  /** Opens a transaction, runs `fn` in it, commits (a throw rolls back) and resolves `fn`'s result. */
   transaction<R>(fn: (executor: Executor, tx: Tx) => Promise<R>, options?: O): Promise<R>;
 }

@@ -30,13 +30,21 @@ export interface InspectOptions {
 /** An advisory lock's key, decoded from `pg_locks`. */
 export type InspectedAdvisoryKey =
   | {
+      /** A single signed 64-bit key (`objsubid = 1`). */
       readonly kind: 'int8';
       /** The signed 64-bit key PostgreSQL holds. */
       readonly value: bigint;
       /** The string key it was hashed from, when this process hashed it recently; else `undefined`. */
       readonly key?: string;
     }
-  | { readonly kind: 'pair'; readonly namespace: number; readonly id: number };
+  | {
+      /** The two-int32 form, `[namespace, id]` (`objsubid = 2`). */
+      readonly kind: 'pair';
+      /** The first int32 (`classid`). */
+      readonly namespace: number;
+      /** The second int32 (`objid`). */
+      readonly id: number;
+    };
 
 /** One row of `pg_locks` with the session that holds or awaits it. */
 export interface LockInfo {
@@ -46,6 +54,7 @@ export interface LockInfo {
   readonly application: string;
   /** The role it is connected as. */
   readonly user: string | null;
+  /** The database the session is connected to. */
   readonly database: string | null;
   /** `pg_locks.locktype`: `'relation'`, `'advisory'`, `'transactionid'`, `'tuple'`, … */
   readonly lockType: string;
@@ -54,7 +63,14 @@ export interface LockInfo {
   /** `true`: held; `false`: awaited. */
   readonly granted: boolean;
   /** The table for relation, page and tuple locks; `model` is the Prisma model mapped to it, where known. */
-  readonly relation: { readonly schema: string; readonly name: string; readonly model?: string } | null;
+  readonly relation: {
+    /** The table's schema. */
+    readonly schema: string;
+    /** The table's name. */
+    readonly name: string;
+    /** The Prisma model mapped to the table (on `prisma.$lock.inspect()`), where known. */
+    readonly model?: string;
+  } | null;
   /** The key of an advisory lock. */
   readonly advisoryKey: InspectedAdvisoryKey | null;
   /** How long the lock has been awaited, in ms (the database's clock); `null` when granted. */
@@ -73,12 +89,17 @@ export interface LockInfo {
 
 /** One row of the lease table. */
 export interface LeaseInfo {
+  /** The lease's name. */
   readonly name: string;
+  /** The holder's owner id (`host:pid:random`). */
   readonly owner: string;
   /** The fencing token of the current holder. */
   readonly token: bigint;
+  /** When the holder acquired it (the database's clock). */
   readonly acquiredAt: Date;
+  /** When it was last renewed (the database's clock). */
   readonly renewedAt: Date;
+  /** When the database expires it unless renewed. */
   readonly expiresAt: Date;
   /** Expired on the database's clock (a row a holder left behind, free to take). */
   readonly expired: boolean;
@@ -88,6 +109,7 @@ export interface LeaseInfo {
 export interface Inspection {
   /** The database's clock when the locks were read. */
   readonly at: Date;
+  /** One record per lock of the current database (other sessions only), filtered by the options. */
   readonly locks: LockInfo[];
   /** `[]` when the lease table does not exist. */
   readonly leases: LeaseInfo[];
@@ -275,7 +297,7 @@ async function readLeases(executor: Pick<Executor, 'query'>, table: LeaseTableOp
   if (found?.present !== true) return [];
   const rows = await executor.query<LeaseRow>(
     `SELECT name, owner, token::text AS token, acquired_at AS "acquiredAt", renewed_at AS "renewedAt", expires_at AS "expiresAt", ` +
-      `expires_at <= clock_timestamp() AS expired FROM ${names.qualified} ORDER BY name`,
+      `expires_at <= clock_timestamp() AS expired FROM ${names.qualified} WHERE left(name, 1) <> chr(1) ORDER BY name`, // not the waiter lines' rows
   );
   return rows.map((row) => ({
     name: row.name,

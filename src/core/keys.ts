@@ -5,7 +5,7 @@ import { InvalidLockArgumentError } from './errors.js';
 /**
  * What names an advisory lock.
  *
- * - a string: hashed to one signed 64-bit key by {@link advisoryKeyOf} (SHA-256, first 8 bytes,
+ * - a string: hashed to one signed 64-bit key by {@link hashKey} (SHA-256, first 8 bytes,
  *   big-endian, two's complement);
  * - an integer `number` (a safe integer) or a `bigint` in the signed 64-bit range: used as is;
  * - `[namespace, id]`, two 32-bit signed integers: PostgreSQL's two-key form, a separate key space.
@@ -34,9 +34,14 @@ const INT4_MAX = 2 ** 31 - 1;
  * ```
  *
  * 64 bits make an accidental collision negligible (about 1 in 10^10 for a million distinct keys),
- * unlike the 32-bit hashes some libraries use.
+ * unlike the 32-bit hashes some libraries use. An empty string or one with a lone surrogate
+ * throws {@link InvalidLockArgumentError}, as it does as a lock key.
  */
 export function hashKey(key: string): bigint {
+  // The same refusals as a lock key: a lone surrogate would be hashed as U+FFFD (the UTF-8
+  // encoder replaces it), the key of another string, and PostgreSQL cannot hold it to compare.
+  if (typeof key !== 'string' || key.length === 0) throw new InvalidLockArgumentError('key', `expected a non-empty string, got ${describe(key)}`);
+  if (!key.isWellFormed()) throw new InvalidLockArgumentError('key', 'a string key must be well-formed UTF-16 (it has a lone surrogate)');
   const value = createHash('sha256').update(key, 'utf8').digest().readBigInt64BE(0);
   rememberKey(key, value);
   return value;

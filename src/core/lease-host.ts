@@ -3,15 +3,30 @@ import { hostname } from 'node:os';
 import { InvalidLockArgumentError, LeaseLostError, LeaseTableMissingError } from './errors.js';
 import type { Executor } from './executor.js';
 import type { LeaseTableNames } from './lease-schema.js';
-import { acquireSql, extendSql, getSql, heartbeatSql, type LeaseRow, listSql, pruneSql, releaseSql } from './lease-sql.js';
-import { hashKey } from './keys.js';
+import {
+  acquireSql,
+  extendSql,
+  getSql,
+  heartbeatSql,
+  LINE_MARK,
+  lineAcquireSql,
+  lineLeaveSql,
+  lineRowName,
+  type LeaseRow,
+  listSql,
+  pgArrayLiteral,
+  pruneSql,
+  quickReleaseSql,
+  releaseSql,
+} from './lease-sql.js';
 import { SqlState, sqlStateOf } from './sqlstate.js';
 import { mapDriverError } from './wait.js';
 
 /**
  * A source of `NOTIFY` messages on a connection ormlock owns (`LISTEN` needs a session of its
  * own; a pooled query connection cannot keep one). The `pg` and Drizzle layers build one from a
- * pool; Prisma from the URL given to `lockExtension({ url })`.
+ * pool; Prisma from the URL given to `lockExtension({ url })`. None behind a transaction-mode
+ * pooler (`pooling: 'transaction'`): there waiters poll.
  */
 export interface NotifySource {
   /**
@@ -20,18 +35,6 @@ export interface NotifySource {
    * `onError` is told when the connection fails (waiters then fall back to polling).
    */
   listen(channel: string, onNotify: (payload: string) => void, onError: (error: unknown) => void): Promise<() => Promise<void>>;
-  /**
-   * Opens a connection of its own that LISTENs on `channel`, for one waiter: it queues there in
-   * PostgreSQL's lock queue (first come, first served) and hears releases. Optional.
-   */
-  session?(channel: string, onNotify: (payload: string) => void): Promise<WaitSession>;
-}
-
-/** A waiter's own connection (see {@link NotifySource.session}). */
-export interface WaitSession {
-  query(text: string, params?: readonly unknown[]): Promise<unknown>;
-  /** Ends the connection: a statement waiting on it ends, and its session locks go with it. */
-  close(): void;
 }
 
 /** What a host needs from its layer. */
@@ -43,16 +46,36 @@ export interface LeaseHostConfig {
   readonly notify?: NotifySource;
 }
 
+/** Outcome of one attempt in line ({@link LeaseHost.tryInLine}). */
+export type LineAttempt =
+  | { readonly acquired: true; readonly row: AcquiredRow; readonly sentAt: number }
+  | {
+      readonly acquired: false;
+      /** `performance.now()` when the attempt was sent. */
+      readonly sentAt: number;
+      /** Live waiters in line before this one (0: first in line). */
+      readonly ahead: number;
+      /** The holder when the attempt was made, if any. */
+      readonly holder?: { readonly owner: string; readonly token: string; readonly remainingMs: number };
+    };
+
 /** A lease as the table holds it, read without acquiring (`getLease`, `listLeases`). */
 export interface LeaseRecord<D = unknown> {
+  /** The lease's name. */
   readonly name: string;
+  /** The holder's owner id (`host:pid:random`). */
   readonly owner: string;
+  /** The fencing token of the current (or last) holder. */
   readonly fencingToken: bigint;
+  /** The `data` the holder acquired it with. */
   readonly data: D | null;
+  /** When it was acquired (the database's clock). */
   readonly acquiredAt: Date;
+  /** When it was last renewed (the database's clock). */
   readonly renewedAt: Date;
   /** When the database will consider the lease expired (its own clock). */
   readonly expiresAt: Date;
+  /** The ttl of the last acquisition or renewal, in ms. */
   readonly ttlMs: number;
   /** Whether it was unexpired by the database's clock when read. */
   readonly live: boolean;
@@ -88,12 +111,13 @@ export interface HeldLease {
   lost(error: LeaseLostError): void;
 }
 
-/** How long a process that just released a name holds back before competing for it again. */
-const RELEASER_YIELD_MS = 5;
+/**
+ * How long an entry stays in a waiter line without being renewed. Waiters renew theirs at least
+ * every 1.5 s (see `acquireLease`); a waiter that died leaves the line after this long.
+ */
+export const LINE_TTL_MS = 3_000;
 /** How long the LISTEN connection stays open after its last waiter is done. */
 const LISTEN_LINGER_MS = 2_000;
-/** Polling interval while waiting, when no NOTIFY source exists (jittered ±50 %). */
-const POLL_MS = 100;
 
 /**
  * One per pool / Drizzle database / Prisma client and lease table: the process's owner id, the
@@ -115,8 +139,13 @@ export class LeaseHost {
   readonly #wakers = new Map<string, Set<() => void>>();
   // Releases heard per name, so a NOTIFY that arrives between a try and its sleep is not lost.
   readonly #heard = new Map<string, number>();
-  // When this host last released each name (performance.now()), for the releaser's yield below.
-  readonly #releasedAt = new Map<string, number>();
+  // Names this process was handed a lease of: its entry may still be in the line row, and is no
+  // place in line any more (see releaseSql).
+  readonly #servedFrom = new Set<string>();
+  // Names whose last release here handed the lease to a waiter (see release()).
+  readonly #contended = new Set<string>();
+  // Leases releases handed to this process, by name, heard by NOTIFY and not yet taken.
+  readonly #handed = new Map<string, { token: string; expiresMs: number }>();
   #waiters = 0;
   #linger: ReturnType<typeof setTimeout> | undefined;
   #listenActive = false;
@@ -125,13 +154,16 @@ export class LeaseHost {
   readonly #queues = new Map<string, (() => void)[]>();
 
   /** The statements, built once per host: the table name is fixed. */
-  readonly #sql: Record<'acquire' | 'release' | 'extend' | 'heartbeat' | 'get' | 'list' | 'prune', string>;
+  readonly #sql: Record<'acquire' | 'lineAcquire' | 'lineLeave' | 'quickRelease' | 'release' | 'extend' | 'heartbeat' | 'get' | 'list' | 'prune', string>;
 
   constructor(config: LeaseHostConfig) {
     this.#config = config;
     const t = config.table;
     this.#sql = {
       acquire: acquireSql(t),
+      lineAcquire: lineAcquireSql(t),
+      lineLeave: lineLeaveSql(t),
+      quickRelease: quickReleaseSql(t),
       release: releaseSql(t),
       extend: extendSql(t),
       heartbeat: heartbeatSql(t),
@@ -166,17 +198,103 @@ export class LeaseHost {
     return { acquired: false, holder: await this.get(name) };
   }
 
-  /** The advisory key waiters queue on for `name` (as a decimal string, bound as int8). */
-  queueKey(name: string): string {
-    return hashKey(`ormlock:lease-queue:${this.table.qualified}:${name}`).toString();
+  /**
+   * One attempt in line (see {@link lineAcquireSql}): takes the lease only if no live waiter joined
+   * the line before this owner, else joins the line or keeps this owner's place in it.
+   */
+  async tryInLine(name: string, ttlMs: number, data: unknown): Promise<LineAttempt> {
+    const json = data === undefined || data === null ? null : JSON.stringify(data);
+    this.#handed.delete(name);
+    const sentAt = performance.now();
+    const [row] = await this.query<{
+      token: string | null;
+      data: unknown;
+      expires_ms: number | null;
+      ahead: number;
+      holder_owner: string | null;
+      holder_token: string | null;
+      holder_remaining_ms: number | null;
+      holder_expires_ms: number | null;
+      handed_token: string | null;
+    }>(this.#sql.lineAcquire, [name, this.owner, json, ttlMs, lineRowName(name), LINE_TTL_MS, this.#heldToken(name), this.#servedFrom.delete(name)]);
+    if (row?.token != null) return { acquired: true, row: { name, owner: this.owner, token: row.token, data: row.data, expires_ms: Number(row.expires_ms) }, sentAt };
+    if (row?.handed_token != null) {
+      this.#handed.delete(name);
+      this.servedFromLine(name);
+      // A release handed it to us before this statement ran. The database counted its ttl from
+      // then: `sentAt + remaining − ttl` is a local moment no later than that, so the trust
+      // deadline counted from it is early, never late.
+      const remaining = Number(row.holder_remaining_ms);
+      if (remaining < ttlMs / 2) {
+        // Handed long ago (this waiter could not hear it): renew first, so that it starts with
+        // a full ttl of trust rather than the little left of it.
+        const renewed = await this.extend(name, row.handed_token, ttlMs);
+        if (renewed === undefined) return { acquired: false, sentAt, ahead: 0, holder: undefined };
+        return { acquired: true, row: { name, owner: this.owner, token: row.handed_token, data: data ?? null, expires_ms: renewed.expiresMs }, sentAt: renewed.sentAt };
+      }
+      const from = sentAt + remaining - ttlMs;
+      return { acquired: true, row: { name, owner: this.owner, token: row.handed_token, data: data ?? null, expires_ms: Number(row.holder_expires_ms) }, sentAt: from };
+    }
+    const holder =
+      row?.holder_owner == null ? undefined : { owner: row.holder_owner, token: String(row.holder_token), remainingMs: Number(row.holder_remaining_ms) };
+    return { acquired: false, sentAt, ahead: Number(row?.ahead ?? 0), holder };
   }
 
-  /** Deletes the row if this owner and token hold it. `'released'`, `'expired'` (deleted, but it had expired) or `'not-held'`. */
+  /**
+   * A lease a release handed to this process by NOTIFY since the last attempt in line, if any:
+   * its token and expiry (database epoch ms). Taken once.
+   */
+  takeHandoff(name: string): { token: string; expiresMs: number } | undefined {
+    const handed = this.#handed.get(name);
+    this.#handed.delete(name);
+    if (handed === undefined || handed.token === this.#heldToken(name)) return undefined;
+    return handed;
+  }
+
+  /** This process took a lease of `name` that a release handed it. */
+  servedFromLine(name: string): void {
+    this.#servedFrom.add(name);
+    if (this.#servedFrom.size > 1000) this.#servedFrom.clear();
+  }
+
+  /** Whether a handoff of `name` to this process was heard and not yet taken. */
+  hasHandoff(name: string): boolean {
+    return this.#handed.has(name);
+  }
+
+  /** The token of the lease this process holds for `name`, or null. */
+  #heldToken(name: string): string | null {
+    for (const lease of this.#held) if (lease.name === name) return lease.token;
+    return null;
+  }
+
+  /** Leaves the line of `name` (after a timeout or an abort); gives back a lease handed to us meanwhile. */
+  async leaveLine(name: string): Promise<void> {
+    const [row] = await this.query<{ handed_token: string | null }>(this.#sql.lineLeave, [lineRowName(name), this.owner, name, this.#heldToken(name)]);
+    // Handed over before the statement (it saw it), or while it ran (heard by NOTIFY).
+    const token = row?.handed_token ?? this.takeHandoff(name)?.token;
+    this.#handed.delete(name);
+    if (token != null) await this.release(name, token);
+  }
+
+  /**
+   * Deletes the row if this owner and token hold it, or hands the lease to the first in line.
+   * `'released'`, `'expired'` (it had expired) or `'not-held'`.
+   */
   async release(name: string, token: string): Promise<'released' | 'expired' | 'not-held'> {
-    const rows = await this.query<{ live: boolean }>(this.#sql.release, [name, this.owner, token, this.table.channel, this.queueKey(name)]);
+    const line = lineRowName(name);
+    // A name that had a line at its last release likely has one now: straight to the handoff.
+    if (!this.#contended.has(name)) {
+      const [done] = await this.query<{ live: boolean }>(this.#sql.quickRelease, [name, this.owner, token, line]);
+      if (done !== undefined) return done.live ? 'released' : 'expired';
+      // Not held, or someone is in line: the full statement tells which.
+    }
+    const rows = await this.query<{ live: boolean; handed_to: string | null }>(this.#sql.release, [name, this.owner, token, this.table.channel, line]);
     const row = rows[0];
-    this.#releasedAt.set(name, performance.now());
-    if (this.#releasedAt.size > 1000) this.#releasedAt.clear();
+    if (row?.handed_to != null) {
+      this.#contended.add(name);
+      if (this.#contended.size > 1000) this.#contended.clear();
+    } else this.#contended.delete(name);
     if (row === undefined) return 'not-held';
     return row.live ? 'released' : 'expired';
   }
@@ -257,16 +375,18 @@ export class LeaseHost {
     this.#beating = true;
     const sentAt = performance.now();
     try {
-      const payload = JSON.stringify(due.map((l) => ({ name: l.name, token: l.token, ttl: l.ttlMs })));
-      const rows = await this.query<{ lost_name: string | null; lost_token: string | null; at_ms: number | null; renewed: number | null }>(this.#sql.heartbeat, [
+      const rows = await this.query<{ lost_name: string | null; at_ms: number | null; renewed: number | null }>(this.#sql.heartbeat, [
         this.owner,
-        payload,
+        pgArrayLiteral(due.map((l) => l.name)),
+        pgArrayLiteral(due.map((l) => l.token)),
+        pgArrayLiteral(due.map((l) => l.ttlMs)),
       ]);
-      const lost = new Set(rows.filter((row) => row.lost_name !== null).map((row) => `${row.lost_token}:${row.lost_name}`));
+      // A process holds one lease per name at most: the name says which one was lost.
+      const lost = new Set(rows.filter((row) => row.lost_name !== null).map((row) => row.lost_name));
       // The database's time before the renewals: each lease now expires no earlier than at + ttl.
       const atMs = Number(rows.find((row) => row.lost_name === null)?.at_ms ?? Number.NaN);
       for (const lease of due) {
-        if (!lost.has(`${lease.token}:${lease.name}`)) {
+        if (!lost.has(lease.name)) {
           lease.renewAt = sentAt + (lease.heartbeatMs ?? 0);
           lease.renewed(sentAt, atMs + lease.ttlMs);
         } else if (this.#held.has(lease)) {
@@ -346,7 +466,10 @@ export class LeaseHost {
       if (stopped) return;
       stopped = true;
       this.#waiters -= 1;
-      if (this.#waiters === 0) this.#heard.clear();
+      if (this.#waiters === 0) {
+        this.#heard.clear();
+        this.#handed.clear();
+      }
       // Keep the connection a little while: a process that waits again soon (a worker loop)
       // should not pay for a new connection and LISTEN each time.
       if (this.#waiters === 0 && this.#listening !== undefined && this.#linger === undefined) {
@@ -363,43 +486,30 @@ export class LeaseHost {
     };
   }
 
-  /** A connection of its own for one waiter, where the layer can open one; `undefined` otherwise or on failure. */
-  async openSession(onNotify: (payload: string) => void): Promise<WaitSession | undefined> {
-    const source = this.#config.notify;
-    if (source?.session === undefined) return undefined;
-    try {
-      return await source.session(this.table.channel, onNotify);
-    } catch {
-      return undefined;
-    }
-  }
-
   /** Whether waiters hear releases by NOTIFY right now (else they poll). */
   get listening(): boolean {
     return this.#listenActive;
   }
 
   /**
-   * Sleeps until a release of `name` is announced, `ms` pass, or `signal` aborts. `ms` should be
-   * the holder's remaining time when known: the lease cannot be free before then unless released.
+   * Sleeps `ms`, until `signal` aborts, or until a release of `name` is announced and `wakeIf()`
+   * says it concerns this waiter (the first in line wakes; the others only count releases).
    */
-  async sleep(name: string, ms: number, signal: AbortSignal | undefined, heardBefore: number): Promise<void> {
-    if (this.heard(name) !== heardBefore) return;
-    // Releases NOTIFY only when a waiter is in line (see releaseSql), so a waiter outside the line
-    // cannot count on being woken: it polls at the short interval even while listening.
-    const cap = POLL_MS;
-    const jittered = Math.max(1, Math.min(ms, cap * (0.5 + Math.random())));
+  async sleep(name: string, ms: number, signal: AbortSignal | undefined, wakeIf: () => boolean): Promise<void> {
     let wakers = this.#wakers.get(name);
     if (wakers === undefined) this.#wakers.set(name, (wakers = new Set()));
-    let wake!: () => void;
-    const woken = new Promise<void>((resolve) => (wake = resolve));
-    const timer = setTimeout(wake, jittered);
-    wakers.add(wake);
+    let resolve!: () => void;
+    const woken = new Promise<void>((r) => (resolve = r));
+    const timer = setTimeout(resolve, Math.max(0, ms));
+    const waker = (): void => {
+      if (wakeIf()) resolve();
+    };
+    wakers.add(waker);
     try {
       await abortable(woken, signal, () => {});
     } finally {
       clearTimeout(timer);
-      wakers.delete(wake);
+      wakers.delete(waker);
       if (wakers.size === 0) this.#wakers.delete(name);
     }
   }
@@ -409,19 +519,22 @@ export class LeaseHost {
     return this.#heard.get(name) ?? 0;
   }
 
-  /**
-   * How long a waiting acquirer should hold back its first try: a process that released `name`
-   * moments ago and wants it again yields briefly, so waiters of other processes (woken by its
-   * NOTIFY) get the first chance instead of watching it take the lease back forever.
-   */
-  yieldMs(name: string): number {
-    const at = this.#releasedAt.get(name);
-    if (at === undefined) return 0;
-    const since = performance.now() - at;
-    return since < RELEASER_YIELD_MS ? RELEASER_YIELD_MS - since : 0;
-  }
-
-  #wake(name: string): void {
+  /** A NOTIFY of a handoff: `[name, new owner, token, expires_ms]` (see releaseSql). */
+  #wake(payload: string): void {
+    let name: string;
+    try {
+      const [leaseName, owner, token, expiresMs] = JSON.parse(payload) as [string, string, string, number];
+      name = String(leaseName);
+      if (owner === this.owner) {
+        // A waiter of this process takes it (or gives it back if it is leaving the line). With
+        // nobody here waiting for it any more (it gave up just as a release handed it over), give
+        // it back at once, to the next in line, rather than keep it until its ttl.
+        if (this.#queues.has(name)) this.#handed.set(name, { token: String(token), expiresMs: Number(expiresMs) });
+        else if (String(token) !== this.#heldToken(name)) void this.release(name, String(token)).catch(() => {});
+      }
+    } catch {
+      return;
+    }
     if (this.#waiters > 0) this.#heard.set(name, this.heard(name) + 1);
     for (const wake of this.#wakers.get(name) ?? []) wake();
   }
@@ -454,12 +567,16 @@ async function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined
 /** Hosts, one per root object (pool, database, client) and table. */
 const hosts = new WeakMap<object, Map<string, LeaseHost>>();
 
-/** The host of `root` for this table, created on first use. */
-export function leaseHostOf(root: object, table: LeaseTableNames, make: () => Omit<LeaseHostConfig, 'table'>): LeaseHost {
+/**
+ * The host of `root` for this table, created on first use. `variant` tells hosts of one root
+ * apart that are wired differently (`pooling: 'transaction'` has no LISTEN).
+ */
+export function leaseHostOf(root: object, table: LeaseTableNames, make: () => Omit<LeaseHostConfig, 'table'>, variant = ''): LeaseHost {
   let byTable = hosts.get(root);
   if (byTable === undefined) hosts.set(root, (byTable = new Map()));
-  let host = byTable.get(table.qualified);
-  if (host === undefined) byTable.set(table.qualified, (host = new LeaseHost({ ...make(), table })));
+  const key = `${variant}|${table.qualified}`;
+  let host = byTable.get(key);
+  if (host === undefined) byTable.set(key, (host = new LeaseHost({ ...make(), table })));
   return host;
 }
 
@@ -481,6 +598,8 @@ export function leaseRecordOf<D>(row: LeaseRow): LeaseRecord<D> {
 /** Validates a lease name (any non-empty string; it is always a bound parameter). */
 export function checkLeaseName(name: unknown): string {
   if (typeof name !== 'string' || name.length === 0) throw new InvalidLockArgumentError('name', 'expected a non-empty string');
+  // Rows whose name starts with U+0001 keep the waiter lines (see lineRowName).
+  if (name.startsWith(LINE_MARK)) throw new InvalidLockArgumentError('name', 'names starting with U+0001 are reserved for ormlock');
   // The name is the primary key (a btree entry holds at most ~2.7 kB) and the NOTIFY payload.
   if (name.length > MAX_LEASE_NAME) throw new InvalidLockArgumentError('name', `at most ${MAX_LEASE_NAME} characters`);
   return name;

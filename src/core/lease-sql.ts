@@ -5,6 +5,7 @@ import type { LeaseTableNames } from './lease-schema.js';
 // back as epoch milliseconds (float8) so every driver returns a plain number.
 
 const EPOCH_MS = (column: string) => `(extract(epoch FROM ${column}) * 1000)::float8`;
+const NOW_MS = `(extract(epoch FROM clock_timestamp()) * 1000)::float8`;
 const TTL = (param: string) => `(clock_timestamp() + ${param}::int * interval '1 millisecond')`;
 
 /** The columns a lease read returns. */
@@ -49,19 +50,152 @@ export function acquireSql(t: LeaseTableNames): string {
 }
 
 /**
- * Release: $1 name, $2 owner, $3 token, $4 channel, $5 the name's queue key. Deletes the row only
- * if this owner and token still hold it. `live` says whether the lease had not yet expired.
+ * Release when nobody waits: $1 name, $2 owner, $3 token, $4 the name's line row
+ * ({@link lineRowName}). Deletes the row only if this owner and token still hold it and nobody
+ * is in line; `live` says whether the lease had not yet expired. No row back: not held, or
+ * someone is in line, and the caller goes on with {@link releaseSql}, which tells the two apart.
+ * Kept this small because it is the common case: planning a statement costs about as much as
+ * executing it here.
+ */
+export function quickReleaseSql(t: LeaseTableNames): string {
+  const T = t.qualified;
+  return (
+    `DELETE FROM ${T} WHERE name = $1::text AND owner = $2::text AND token = $3::int8 ` +
+    `AND NOT EXISTS (SELECT 1 FROM ${T} w WHERE w.name = $4::text) RETURNING expires_at > clock_timestamp() AS live`
+  );
+}
+
+/**
+ * Release: $1 name, $2 owner, $3 token, $4 channel, $5 the name's line row ({@link lineRowName}).
+ * Only if this owner and token still hold the lease. `live` says whether it had not yet expired.
  *
- * Waiters are woken with NOTIFY only when one is in line: the first in line holds the queue key
- * as a session lock, so a shared try-lock on it fails. NOTIFY is not free: a committing
- * transaction that notified holds a database-wide lock through its commit, which would serialize
- * every release of every process.
+ * When a waiter is in line, the same statement hands the lease to the first in line (its owner,
+ * ttl and data from its line entry, a new token from the column's sequence), takes it out of the
+ * line, and NOTIFYs its process with what it now holds, so the waiter needs no round trip of its
+ * own. Otherwise the row is deleted, and nothing is notified: NOTIFY is not free (a transaction
+ * that notified holds a database-wide lock through its commit), so only a handoff pays for it.
  */
 export function releaseSql(t: LeaseTableNames): string {
+  const T = t.qualified;
+  // The entries that leave the line: the waiter handed the lease, and this owner's own (if any).
+  const leaving = `ARRAY[coalesce((SELECT owner FROM handed), $2::text), $2::text]`;
   return (
-    `WITH released AS (DELETE FROM ${t.qualified} WHERE name = $1 AND owner = $2 AND token = $3::int8 ` +
-    `RETURNING expires_at > clock_timestamp() AS live) ` +
-    `SELECT r.live, CASE WHEN pg_try_advisory_xact_lock_shared($5::int8) THEN false ELSE pg_notify($4, $1) IS NULL END AS notified FROM released r`
+    `WITH cur AS (SELECT c.expires_at > clock_timestamp() AS live FROM ${T} c WHERE c.name = $1::text AND c.owner = $2::text AND c.token = $3::int8), ` +
+    `head AS (SELECT e.key AS owner, e.value AS v FROM ${T} w, jsonb_each(w.data) e WHERE w.name = $5::text AND e.key <> $2::text ` +
+    `AND (e.value->>1)::float8 > ${NOW_MS} ORDER BY (e.value->>0)::float8, e.key LIMIT 1), ` +
+    `handed AS (UPDATE ${T} AS l SET owner = head.owner, token = DEFAULT, data = nullif(head.v->3, 'null'::jsonb), acquired_at = clock_timestamp(), renewed_at = clock_timestamp(), ` +
+    `expires_at = clock_timestamp() + (head.v->>2)::int * interval '1 millisecond', ttl_ms = (head.v->>2)::int ` +
+    `FROM head WHERE l.name = $1::text AND l.owner = $2::text AND l.token = $3::int8 ` +
+    `RETURNING l.owner, l.token::text AS token, ${EPOCH_MS('l.expires_at')} AS expires_ms), ` +
+    `deleted AS (DELETE FROM ${T} AS l WHERE l.name = $1::text AND l.owner = $2::text AND l.token = $3::int8 AND NOT EXISTS (SELECT 1 FROM head) RETURNING 1), ` +
+    // An entry must never outlive its waiter's turn: a later release would hand the lease to a
+    // process that no longer waits for it. So the line row is always updated (waiting for a
+    // waiter's try that is writing it, if need be).
+    `moved AS (UPDATE ${T} AS w SET data = w.data - ${leaving} WHERE w.name = $5::text AND (EXISTS (SELECT 1 FROM handed) OR EXISTS (SELECT 1 FROM deleted)) ` +
+    `AND EXISTS (SELECT 1 FROM jsonb_each(w.data) e WHERE e.key <> ALL (${leaving}) AND (e.value->>1)::float8 > ${NOW_MS}) RETURNING 1), ` +
+    `emptied AS (DELETE FROM ${T} AS w WHERE w.name = $5::text AND (EXISTS (SELECT 1 FROM handed) OR EXISTS (SELECT 1 FROM deleted)) ` +
+    `AND NOT EXISTS (SELECT 1 FROM jsonb_each(w.data) e WHERE e.key <> ALL (${leaving}) AND (e.value->>1)::float8 > ${NOW_MS}) RETURNING 1) ` +
+    `SELECT cur.live, h.owner AS handed_to, ` +
+    `CASE WHEN h.owner IS NULL THEN NULL ELSE pg_notify($4::text, json_build_array($1::text, h.owner, h.token, h.expires_ms)::text) IS NULL END AS notified ` +
+    `FROM cur LEFT JOIN handed h ON true WHERE EXISTS (SELECT 1 FROM handed) OR EXISTS (SELECT 1 FROM deleted)`
+  );
+}
+
+/**
+ * The first character of a line row's name. Lease names may not start with it
+ * ({@link checkLeaseName}), so a line row never collides with a lease.
+ */
+export const LINE_MARK = '\u0001';
+
+/** The name of the row that keeps the waiter line of lease `name`. */
+export function lineRowName(name: string): string {
+  return `${LINE_MARK}line:${name}`;
+}
+
+/** The owner column of line rows. */
+export const LINE_OWNER = 'ormlock:line';
+
+// A line entry: `"<owner>": [joined_ms, until_ms, ttl_ms, data]` (times: database epoch ms).
+const LIVE_OTHERS = (alias: string, owner: string, nowMs: string) =>
+  `SELECT 1 FROM jsonb_each(${alias}.data) e WHERE e.key <> ${owner} AND (e.value->>1)::float8 > ${nowMs}`;
+
+/**
+ * Acquire in line: $1 name, $2 owner, $3 data (jsonb text or null), $4 ttl ms, $5 the line row's
+ * name, $6 how long an entry stays in line without being renewed (ms), $7 the token this owner
+ * holds for the name already (another lease of the same process), or null, $8 true when this
+ * owner was handed the lease since its last try (its old entry is no place in line any more).
+ *
+ * The waiter line of a lease is one row of the lease table ({@link lineRowName}) whose `data`
+ * maps each waiting owner to `[joined, until, ttl, data]` (times: database epoch ms). One
+ * statement, in autocommit, with no session state (so it works through transaction-mode poolers):
+ * - counts the live entries that joined before this owner (`ahead`);
+ * - takes the lease only when none is ahead (first come, first served) and the lease is free or
+ *   expired, exactly as {@link acquireSql} does;
+ * - recognises a lease a release handed to this owner ({@link releaseSql}): `handed_token`;
+ * - otherwise joins the line (dropping entries not renewed in time: waiters that died), or renews
+ *   this owner's entry and keeps its place;
+ * - once acquired, leaves the line, deleting the row when nobody else is in it;
+ * - returns the holder's remaining time from the same snapshot, for the waiter's sleep.
+ */
+export function lineAcquireSql(t: LeaseTableNames): string {
+  const me = '$2::text';
+  const T = t.qualified;
+  return (
+    `WITH q AS (SELECT coalesce((SELECT w.data FROM ${T} w WHERE w.name = $5::text), '{}'::jsonb) AS line, ${NOW_MS} AS now_ms), ` +
+    `mine AS (SELECT CASE WHEN NOT $8::boolean AND (q.line->${me}->>1)::float8 > q.now_ms THEN (q.line->${me}->>0)::float8 ELSE q.now_ms END AS t, ` +
+    `coalesce(NOT $8::boolean AND (q.line->${me}->>1)::float8 > q.now_ms, false) AS was_in FROM q), ` +
+    `ahead AS (SELECT count(*)::int AS n FROM q, mine, jsonb_each(q.line) e WHERE e.key <> ${me} AND (e.value->>1)::float8 > q.now_ms ` +
+    `AND e.key IS DISTINCT FROM (SELECT h.owner FROM ${T} h WHERE h.name = $1::text AND h.expires_at > clock_timestamp()) ` +
+    `AND ((e.value->>0)::float8 < mine.t OR ((e.value->>0)::float8 = mine.t AND e.key < ${me}))), ` +
+    `holder AS (SELECT h.owner, h.token::text AS token, (extract(epoch FROM h.expires_at - clock_timestamp()) * 1000)::float8 AS remaining_ms, ` +
+    `h.owner = ${me} AND h.token IS DISTINCT FROM $7::int8 AND h.expires_at > clock_timestamp() AS handed, ${EPOCH_MS('h.expires_at')} AS expires_ms ` +
+    `FROM ${T} h WHERE h.name = $1::text), ` +
+    `acq AS (INSERT INTO ${T} AS l (name, owner, data, acquired_at, renewed_at, expires_at, ttl_ms) ` +
+    `SELECT $1::text, ${me}, $3::jsonb, clock_timestamp(), clock_timestamp(), ${TTL('$4')}, $4::int FROM ahead WHERE ahead.n = 0 ` +
+    // Not while the snapshot shows a live holder: ON CONFLICT would lock the holder's row until
+    // this statement commits, making the holder's release (or heartbeat) wait for it.
+    `AND NOT EXISTS (SELECT 1 FROM holder WHERE holder.remaining_ms > 0) ` +
+    `ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, token = excluded.token, data = excluded.data, ` +
+    `acquired_at = excluded.acquired_at, renewed_at = excluded.renewed_at, expires_at = excluded.expires_at, ttl_ms = excluded.ttl_ms ` +
+    `WHERE l.expires_at <= clock_timestamp() ` +
+    `RETURNING l.token::text AS token, l.data, ${EPOCH_MS('l.expires_at')} AS expires_ms), ` +
+    // Not in line yet (or its entry lapsed): join at the back.
+    `joined AS (INSERT INTO ${T} AS l (name, owner, data, acquired_at, renewed_at, expires_at, ttl_ms) ` +
+    `SELECT $5::text, '${LINE_OWNER}', jsonb_build_object(${me}, jsonb_build_array(mine.t, q.now_ms + $6::int, $4::int, $3::jsonb)), ` +
+    `clock_timestamp(), clock_timestamp(), ${TTL('$6')}, $6::int ` +
+    `FROM q, mine WHERE NOT mine.was_in AND NOT EXISTS (SELECT 1 FROM acq) AND NOT EXISTS (SELECT 1 FROM holder WHERE holder.handed) ` +
+    `ON CONFLICT (name) DO UPDATE SET data = ` +
+    `(SELECT coalesce(jsonb_object_agg(e.key, e.value), '{}'::jsonb) FROM jsonb_each(l.data) e WHERE e.key <> ${me} AND (e.value->>1)::float8 > ${NOW_MS}) ` +
+    `|| excluded.data, renewed_at = excluded.renewed_at, expires_at = excluded.expires_at RETURNING 1), ` +
+    // In line: renew the entry, keeping its place. Only while it is still there: a release that
+    // committed meanwhile may have handed the lease to this owner and taken it out of the line,
+    // and joining again would put it back in line while it holds the lease.
+    `renewed AS (UPDATE ${T} AS l SET data = jsonb_set(l.data, ARRAY[${me}, '1'], to_jsonb(${NOW_MS} + $6::int)), ` +
+    `renewed_at = clock_timestamp(), expires_at = greatest(l.expires_at, ${TTL('$6')}) ` +
+    `FROM mine WHERE l.name = $5::text AND mine.was_in AND (l.data->${me}) IS NOT NULL AND NOT EXISTS (SELECT 1 FROM acq) ` +
+    `AND NOT EXISTS (SELECT 1 FROM holder WHERE holder.handed) RETURNING 1), ` +
+    `leave AS (UPDATE ${T} AS l SET data = l.data - ${me} WHERE l.name = $5::text AND EXISTS (SELECT 1 FROM acq) ` +
+    `AND (l.data->${me}) IS NOT NULL AND EXISTS (${LIVE_OTHERS('l', me, NOW_MS)}) RETURNING 1), ` +
+    `gone AS (DELETE FROM ${T} AS l WHERE l.name = $5::text AND EXISTS (SELECT 1 FROM acq) AND NOT EXISTS (${LIVE_OTHERS('l', me, NOW_MS)}) RETURNING 1) ` +
+    `SELECT a.token, a.data, a.expires_ms, (SELECT n FROM ahead) AS ahead, h.owner AS holder_owner, h.token AS holder_token, ` +
+    `h.remaining_ms AS holder_remaining_ms, h.expires_ms AS holder_expires_ms, CASE WHEN h.handed THEN h.token END AS handed_token ` +
+    `FROM (SELECT 1) one LEFT JOIN acq a ON true LEFT JOIN holder h ON true`
+  );
+}
+
+/**
+ * Leave the line: $1 the line row's name, $2 owner, $3 the lease's name, $4 the token this owner
+ * holds for it already, or null. Removes this owner's entry, and the row when nobody else is in
+ * line. `handed_token`: a release handed the lease to this owner meanwhile (the caller releases it).
+ */
+export function lineLeaveSql(t: LeaseTableNames): string {
+  const me = '$2::text';
+  return (
+    `WITH leave AS (UPDATE ${t.qualified} AS l SET data = l.data - ${me} WHERE l.name = $1::text AND (l.data->${me}) IS NOT NULL ` +
+    `AND EXISTS (${LIVE_OTHERS('l', me, NOW_MS)}) RETURNING 1), ` +
+    `gone AS (DELETE FROM ${t.qualified} AS l WHERE l.name = $1::text AND NOT EXISTS (${LIVE_OTHERS('l', me, NOW_MS)}) RETURNING 1) ` +
+    `SELECT (SELECT h.token::text FROM ${t.qualified} h WHERE h.name = $3::text AND h.owner = ${me} AND h.token IS DISTINCT FROM $4::int8) AS handed_token, ` +
+    `(SELECT count(*) FROM leave)::int + (SELECT count(*) FROM gone)::int AS changed`
   );
 }
 
@@ -75,23 +209,37 @@ export function extendSql(t: LeaseTableNames): string {
 }
 
 /**
- * Heartbeat: $1 owner, $2 a JSON array of `{ name, token, ttl }`. Renews every lease of this
- * process that is still held and unexpired, in one statement. It returns one summary row (the
- * database time before the renewals, `at_ms`, and how many were renewed) and one row per lease
- * that was NOT renewed (lost): with 10,000 leases the reply stays small. JSON rather than array
- * parameters so that every driver (Prisma included) binds it the same way, as one text value.
+ * Heartbeat: $1 owner, $2 names, $3 tokens, $4 ttls (ms): three arrays of the same length, each
+ * bound as ONE text parameter in array syntax ({@link pgArrayLiteral}) so that every driver
+ * (Prisma included) binds them alike, and PostgreSQL parses them far faster than JSON.
+ *
+ * Renews every lease of this process that is still held and unexpired, in one statement: a hash
+ * join of the arrays with the owner's rows. It returns one summary row (the database time before
+ * the renewals, `at_ms`, and how many were renewed) and one row per lease that was NOT renewed
+ * (lost): with 10,000 leases the reply stays small.
  */
 export function heartbeatSql(t: LeaseTableNames): string {
   return (
-    `WITH h AS (SELECT * FROM jsonb_to_recordset($2::jsonb) AS h(name text, token int8, ttl int)), ` +
-    `t0 AS (SELECT clock_timestamp() AS at), ` +
+    `/* ormlock heartbeat */ WITH t0 AS (SELECT clock_timestamp() AS at), ` +
     `u AS (UPDATE ${t.qualified} AS l SET renewed_at = clock_timestamp(), expires_at = clock_timestamp() + h.ttl * interval '1 millisecond', ttl_ms = h.ttl ` +
-    `FROM h WHERE l.name = h.name AND l.owner = $1 AND l.token = h.token AND l.expires_at > clock_timestamp() ` +
-    `RETURNING l.name, l.token) ` +
-    `SELECT NULL::text AS lost_name, NULL::text AS lost_token, (SELECT ${EPOCH_MS('at')} FROM t0) AS at_ms, (SELECT count(*) FROM u)::int AS renewed ` +
+    `FROM unnest($2::text[], $3::int8[], $4::int[]) AS h(name, token, ttl) ` +
+    `WHERE l.name = h.name AND l.owner = $1::text AND l.token = h.token AND l.expires_at > clock_timestamp() ` +
+    `RETURNING l.name) ` +
+    `SELECT NULL::text AS lost_name, (SELECT ${EPOCH_MS('at')} FROM t0) AS at_ms, (SELECT count(*) FROM u)::int AS renewed ` +
     `UNION ALL ` +
-    `SELECT h.name, h.token::text, NULL, NULL FROM h WHERE NOT EXISTS (SELECT 1 FROM u WHERE u.name = h.name AND u.token = h.token)`
+    `SELECT n, NULL, NULL FROM unnest($2::text[]) AS n WHERE n NOT IN (SELECT u.name FROM u)`
   );
+}
+
+/** `values` as a PostgreSQL array literal (`{"a","b"}`), to bind as one text parameter. */
+export function pgArrayLiteral(values: readonly (string | number)[]): string {
+  let out = '{';
+  for (let i = 0; i < values.length; i += 1) {
+    const value = values[i]!;
+    if (i > 0) out += ',';
+    out += typeof value === 'number' ? String(value) : `"${value.replace(/[\\"]/g, '\\$&')}"`;
+  }
+  return `${out}}`;
 }
 
 /** Read one lease: $1 name. */
@@ -99,12 +247,18 @@ export function getSql(t: LeaseTableNames): string {
   return `SELECT ${SELECT_COLUMNS('l')} FROM ${t.qualified} l WHERE l.name = $1`;
 }
 
-/** List leases: $1 prefix ('' for all). A prefix compare, not LIKE, so `%` and `_` mean themselves. */
+/**
+ * List leases: $1 prefix ('' for all). A prefix compare, not LIKE, so `%` and `_` mean themselves.
+ * Line rows (waiters, see {@link lineAcquireSql}) are left out.
+ */
 export function listSql(t: LeaseTableNames): string {
-  return `SELECT ${SELECT_COLUMNS('l')} FROM ${t.qualified} l WHERE left(l.name, length($1)) = $1 ORDER BY l.name`;
+  return `SELECT ${SELECT_COLUMNS('l')} FROM ${t.qualified} l WHERE left(l.name, length($1)) = $1 AND left(l.name, 1) <> chr(1) ORDER BY l.name`;
 }
 
-/** Prune: $1 grace ms. Deletes rows expired for longer than the grace; tokens are unaffected. */
+/**
+ * Prune: $1 grace ms. Deletes rows expired for longer than the grace; tokens are unaffected. Line
+ * rows left by waiters that died expire too and go the same way.
+ */
 export function pruneSql(t: LeaseTableNames): string {
   return (
     `WITH pruned AS (DELETE FROM ${t.qualified} WHERE expires_at <= clock_timestamp() - $1::int * interval '1 millisecond' RETURNING 1) ` +

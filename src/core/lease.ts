@@ -1,9 +1,7 @@
 import { type Duration, MAX_DURATION_MS, parseDuration } from './duration.js';
 import { InvalidLockArgumentError, LeaseLostError, LockAbortedError, LockNotAvailableError, LockTimeoutError } from './errors.js';
-import { type AcquireAttempt, checkLeaseName, type HeldLease, type LeaseHost, type LeaseRecord, leaseRecordOf } from './lease-host.js';
+import { type AcquireAttempt, checkLeaseName, type HeldLease, type LeaseHost, type LeaseRecord, type LineAttempt, leaseRecordOf } from './lease-host.js';
 import { quoteIdent } from './sql.js';
-import { SqlState, sqlStateOf } from './sqlstate.js';
-import { mapDriverError } from './wait.js';
 
 /** Options of `lease(name, options)`. */
 export interface LeaseOptions<D = unknown> {
@@ -46,6 +44,7 @@ export interface WithLeaseOptions<D = unknown> extends Omit<LeaseOptions<D>, 'on
  * ```
  */
 export interface Lease<D = unknown> extends AsyncDisposable {
+  /** The lease's name. */
   readonly name: string;
   /** This process's owner id (`host:pid:random`). */
   readonly owner: string;
@@ -55,6 +54,7 @@ export interface Lease<D = unknown> extends AsyncDisposable {
    * with a smaller one: see {@link fencingCondition}.
    */
   readonly fencingToken: bigint;
+  /** The `data` option it was acquired with (stored in the lease row). */
   readonly data: D | null;
   /** When the database will expire the lease unless renewed (its own clock, last known). */
   readonly expiresAt: Date;
@@ -303,113 +303,88 @@ export async function acquireLease<D>(host: LeaseHost, name: string, plan: Lease
   const deadline = performance.now() + plan.waitMs;
   let leave: (() => void) | undefined;
   let stopWaiting: (() => void) | undefined;
+  let inLine = false;
+  let last: LineAttempt | undefined;
   try {
     leave = await host.enqueue(name, plan.signal).catch((reason: unknown) => {
       throw new LockAbortedError(`wait for ${what} aborted`, { cause: reason });
     });
-    const yieldMs = host.yieldMs(name);
-    if (yieldMs > 0) await delay(yieldMs);
-    let last: AcquireAttempt = await host.tryAcquire(name, plan.ttlMs, plan.data);
-    if (last.acquired) return new LeaseHandle<D>(host, last, plan);
-    // Busy: queue where the layer can open a connection of our own (first come, first served
-    // across processes); otherwise every waiter retries on NOTIFY or by polling.
-    const queued = await waitInQueue<D>(host, name, plan, deadline, what);
-    if (queued !== 'no-queue') {
-      if (queued !== null) return queued;
-      if (plan.onBusy !== 'throw') return null;
-      throw new LockTimeoutError(`${what} was still held by ${describeHolder(last)} after ${plan.waitMs} ms`, plan.waitMs);
-    }
-    // LISTEN before the next try, so a release between the try and the sleep is not missed.
+    // LISTEN (where the layer can) before the first try, so a release between a try and the
+    // sleep after it is not missed.
     stopWaiting = await host.startWaiting();
+    let fastMs = FAST_POLL_MIN_MS;
     for (;;) {
-      const heard = host.heard(name);
-      last = await host.tryAcquire(name, plan.ttlMs, plan.data);
-      if (last.acquired) return new LeaseHandle<D>(host, last, plan);
+      last = await host.tryInLine(name, plan.ttlMs, plan.data);
+      if (last.acquired) {
+        inLine = false;
+        return new LeaseHandle<D>(host, last, plan);
+      }
+      inLine = true;
       const left = deadline - performance.now();
       if (left <= 0) break;
-      // The holder cannot be replaced before its expiry unless it releases (and then we are woken).
-      const holderLeft = last.holder === undefined ? 0 : Math.max(0, Number(last.holder.remaining_ms));
-      const sleepMs = Math.min(left, holderLeft > 0 ? holderLeft + 1 : 5);
-      await host.sleep(name, sleepMs, plan.signal, heard).catch((reason: unknown) => {
+      const ahead = last.ahead;
+      const holderLeft = last.holder === undefined ? 0 : Math.max(0, last.holder.remainingMs);
+      let sleepMs: number;
+      if (host.listening) {
+        // A release hands the lease to the first in line and tells its process by NOTIFY, so no
+        // waiter needs to poll for it: the timer renews the place in line (well inside
+        // LINE_TTL_MS), covers a lost NOTIFY, and lets the first in line take over at the
+        // holder's expiry (a holder that died never releases).
+        sleepMs = jitter(LINE_SAFETY_NET_MS);
+        if (ahead === 0 && holderLeft > 0) sleepMs = Math.min(sleepMs, holderLeft + 1);
+      } else if (ahead <= 1) {
+        // Polling: the first in line finds a handed lease on its next try; a short interval with
+        // jitter, growing while the holder keeps it, and never past the holder's expiry.
+        sleepMs = jitter(fastMs);
+        fastMs = Math.min(FAST_POLL_MAX_MS, fastMs * 1.5);
+        if (holderLeft > 0) sleepMs = Math.min(sleepMs, holderLeft + 1);
+      } else {
+        // Further back, nothing tells a poller it moved up: the further back, the less often it
+        // looks (25 ms per waiter ahead, at most FAST_POLL_MAX_MS).
+        fastMs = FAST_POLL_MIN_MS;
+        sleepMs = jitter(Math.min(FAST_POLL_MAX_MS, 25 * ahead));
+      }
+      const missedAt = last.sentAt;
+      await host.sleep(name, Math.min(left, sleepMs), plan.signal, () => host.hasHandoff(name)).catch((reason: unknown) => {
         throw new LockAbortedError(`wait for ${what} aborted`, { cause: reason });
       });
+      const handed = host.takeHandoff(name);
+      // Handed by NOTIFY: the database counted the ttl from the handoff, after our last try was
+      // sent (that try did not see it), so the trust deadline counts from the try. A try long ago
+      // would leave little trust: then the next try in line picks the lease up instead.
+      if (handed !== undefined && performance.now() - missedAt < plan.ttlMs / 2) {
+        inLine = false;
+        host.servedFromLine(name);
+        return new LeaseHandle<D>(host, { acquired: true, row: { name, owner: host.owner, token: handed.token, data: plan.data ?? null, expires_ms: handed.expiresMs }, sentAt: missedAt }, plan);
+      }
     }
     if (plan.onBusy !== 'throw') return null;
     throw new LockTimeoutError(`${what} was still held by ${describeHolder(last)} after ${plan.waitMs} ms`, plan.waitMs);
   } finally {
     stopWaiting?.();
+    // Give the place in line up at once, so that the next waiter need not wait for it to lapse.
+    if (inLine) await host.leaveLine(name).catch(() => {});
     leave?.();
   }
 }
 
-const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
+/** Waiters that are (about) first in line, without NOTIFY, poll from this interval… */
+const FAST_POLL_MIN_MS = 5;
+/** …growing to this one while the holder keeps the lease (jittered ±50 %). */
+const FAST_POLL_MAX_MS = 100;
 /**
- * Waits for the lease in line: on a connection of its own the waiter takes a session advisory
- * lock on the name's queue key, which PostgreSQL grants first come, first served; only the first
- * in line tries the lease (on each NOTIFY of a release, or at the holder's expiry), so waiters
- * neither starve nor stampede. Closing the connection leaves the line (on success, timeout or
- * abort alike). `'no-queue'` when no such connection can be opened.
+ * Waiters that hear releases by NOTIFY retry this often (±50 %): to renew their place in line,
+ * well inside `LINE_TTL_MS` (3 s), and in case a NOTIFY is lost.
  */
-async function waitInQueue<D>(host: LeaseHost, name: string, plan: LeasePlan, deadline: number, what: string): Promise<Lease<D> | null | 'no-queue'> {
-  let heard = 0;
-  let wake: (() => void) | undefined;
-  const session = await host.openSession((payload) => {
-    if (payload !== name) return;
-    heard += 1;
-    wake?.();
-  });
-  if (session === undefined) return 'no-queue';
-  const onAbort = (): void => {
-    session.close();
-    wake?.();
-  };
-  plan.signal?.addEventListener('abort', onAbort, { once: true });
-  const aborted = (cause: unknown) => new LockAbortedError(`wait for ${what} aborted`, { cause: plan.signal?.reason ?? cause });
-  try {
-    if (plan.signal?.aborted) throw aborted(undefined);
-    const left = Math.ceil(deadline - performance.now());
-    if (left <= 0) return null;
-    try {
-      // The wait in line is bounded on the server; a statement of our own connection, so the
-      // setting cannot leak into anyone else's work.
-      await session.query(`SELECT set_config('lock_timeout', $1, false)`, [String(left)]);
-      await session.query('SELECT pg_advisory_lock($1::int8)', [host.queueKey(name)]);
-    } catch (error) {
-      if (plan.signal?.aborted) throw aborted(error);
-      if (sqlStateOf(error) === SqlState.lockNotAvailable) return null;
-      throw mapDriverError(error);
-    }
-    for (;;) {
-      const seen = heard;
-      const attempt = await host.tryAcquire(name, plan.ttlMs, plan.data);
-      if (attempt.acquired) return new LeaseHandle<D>(host, attempt, plan);
-      const remaining = deadline - performance.now();
-      if (remaining <= 0) return null;
-      const holderLeft = attempt.holder === undefined ? 0 : Math.max(0, Number(attempt.holder.remaining_ms));
-      // A safety-net retry every 2 s (jittered) in case a NOTIFY is lost.
-      const sleepMs = Math.min(remaining, holderLeft > 0 ? holderLeft + 1 : 5, 2_000 * (0.5 + Math.random()));
-      if (heard === seen) {
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, sleepMs);
-          wake = () => {
-            clearTimeout(timer);
-            resolve();
-          };
-        });
-        wake = undefined;
-      }
-      if (plan.signal?.aborted) throw aborted(undefined);
-    }
-  } finally {
-    plan.signal?.removeEventListener('abort', onAbort);
-    session.close();
-  }
-}
+const LINE_SAFETY_NET_MS = 1_000;
 
-function describeHolder(attempt: AcquireAttempt): string {
-  if (attempt.acquired || attempt.holder === undefined) return 'another owner';
-  return `${attempt.holder.owner} (token ${attempt.holder.token}, ${Math.max(0, Math.round(Number(attempt.holder.remaining_ms)))} ms left)`;
+const jitter = (ms: number) => ms * (0.5 + Math.random());
+
+function describeHolder(attempt: AcquireAttempt | LineAttempt | undefined): string {
+  if (attempt === undefined || attempt.acquired || attempt.holder === undefined) return 'another owner';
+  const holder = attempt.holder as { remainingMs?: number; remaining_ms?: number };
+  const remaining = Number(holder.remainingMs ?? holder.remaining_ms);
+  return `${attempt.holder.owner} (token ${attempt.holder.token}, ${Math.max(0, Math.round(remaining))} ms left)`;
 }
 
 /** Runs `fn(lease)` under a lease and releases it in `finally`; see {@link LeaseMethods.withLease}. */
@@ -565,6 +540,7 @@ export interface LeaseMethods {
    * ```
    */
   lease<D = unknown>(name: string, options?: LeaseOptions<D> & { readonly onBusy?: 'throw' }): Promise<Lease<D>>;
+  /** As above, but resolves `null` instead of throwing when the lease stays busy (`onBusy: 'return'`). */
   lease<D = unknown>(name: string, options: LeaseOptions<D> & { readonly onBusy: 'return' }): Promise<Lease<D> | null>;
   /**
    * Runs `fn(lease)` under a lease, heartbeating, and releases it in `finally`. `lease.signal`
@@ -578,6 +554,7 @@ export interface LeaseMethods {
    * ```
    */
   withLease<R, D = unknown>(name: string, fn: (lease: Lease<D>) => R | Promise<R>, options?: WithLeaseOptions<D> & { readonly onBusy?: 'throw' }): Promise<R>;
+  /** As above, but skips `fn` and resolves `undefined` when the lease is busy (`onBusy: 'skip'`). */
   withLease<R, D = unknown>(name: string, fn: (lease: Lease<D>) => R | Promise<R>, options: WithLeaseOptions<D> & { readonly onBusy: 'skip' }): Promise<R | undefined>;
   /** Reads a lease without acquiring it; `null` when there is no row (expired rows are returned with `live: false`). */
   getLease<D = unknown>(name: string): Promise<LeaseRecord<D> | null>;

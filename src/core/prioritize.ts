@@ -8,10 +8,13 @@ import { sqlStateOf } from './sqlstate.js';
 
 /** A backend that blocks a prioritized wait, as `pg_stat_activity` shows it. */
 export interface BlockerInfo {
+  /** Its process id (`pg_stat_activity.pid`). */
   readonly pid: number;
+  /** Its `application_name` (`''` when unset). */
   readonly applicationName: string;
   /** The role it is connected as (`usename`). */
   readonly user: string | null;
+  /** The database it is connected to. */
   readonly database: string | null;
   /** `'active'`, `'idle in transaction'`, … */
   readonly state: string | null;
@@ -52,11 +55,13 @@ export interface PrioritizeFilter {
  *   transaction back and releases everything it held. Its client sees a broken connection.
  */
 export interface PrioritizeOptions {
+  /** `'cancel'`: `pg_cancel_backend`, ends the blocker's statement; `'terminate'`: `pg_terminate_backend`, closes its session. */
   readonly action: 'cancel' | 'terminate';
   /** How often to look for blockers while the wait lasts. Default `'1s'`; at least 10 ms. */
   readonly every?: Duration;
   /** When to look first, counted from the start of the wait. Default: `every`. */
   readonly after?: Duration;
+  /** Which blockers may be signalled (default: every one in the way of the wait). */
   readonly filter?: PrioritizeFilter;
   /** Told which backends were just signalled (the signal was sent; a session may already have ended). */
   readonly onSignal?: (blockers: readonly BlockerInfo[], action: 'cancel' | 'terminate') => void;

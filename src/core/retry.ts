@@ -72,6 +72,8 @@ const PRISMA_WRITE_CONFLICT = 'P2034';
  * ```
  */
 export async function withRetry<T>(fn: (attempt: number) => Promise<T>, options: RetryOptions = {}): Promise<T> {
+  if (typeof fn !== 'function') throw new InvalidLockArgumentError('fn', 'expected a function to run and retry');
+  if (options.onRetry !== undefined && typeof options.onRetry !== 'function') throw new InvalidLockArgumentError('options.onRetry', 'expected a function');
   const retries = options.retries ?? DEFAULT_RETRIES;
   if (!(Number.isInteger(retries) || retries === Infinity) || retries < 0) {
     throw new InvalidLockArgumentError('options.retries', 'expected a non-negative integer');

@@ -1,8 +1,22 @@
+import { describe } from './duration.js';
+import { InvalidLockArgumentError } from './errors.js';
+
+/** PostgreSQL's longest name in bytes (NAMEDATALEN - 1 in a standard build). */
+export const MAX_IDENTIFIER_BYTES = 63;
+
 /**
  * Quotes one SQL identifier. The only way names reach SQL text in ormlock: a name is wrapped in
  * double quotes with embedded quotes doubled, so it can never end the identifier.
+ *
+ * Names PostgreSQL would not keep as given are refused with {@link InvalidLockArgumentError}:
+ * longer than 63 bytes (the server silently cuts them, which can name another table) or with a
+ * NUL character (which ends the statement text on the wire).
  */
 export function quoteIdent(name: string): string {
+  if (name.includes('\0')) throw new InvalidLockArgumentError('identifier', `${describe(name)} contains a NUL character`);
+  if (Buffer.byteLength(name, 'utf8') > MAX_IDENTIFIER_BYTES) {
+    throw new InvalidLockArgumentError('identifier', `${describe(name)} is longer than PostgreSQL's ${MAX_IDENTIFIER_BYTES}-byte limit for names: the server would cut it to another name`);
+  }
   return `"${name.replaceAll('"', '""')}"`;
 }
 

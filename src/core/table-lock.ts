@@ -41,15 +41,30 @@ export const TABLE_LOCK_MODES: Readonly<Record<TableLockMode, string>> = {
  * `pglock.model`). `nowait: true` fails at once if the lock is busy; otherwise the wait is bounded
  * by `timeout` and can be cancelled with `signal`.
  */
-export type TableLockOptions = { readonly mode?: TableLockMode } & (
+export type TableLockOptions = {
+  /** One of PostgreSQL's eight table lock modes; default `'accessExclusive'`. */
+  readonly mode?: TableLockMode;
+} & (
   | {
+      /** Wait for the table (the default). */
       readonly nowait?: false;
+      /** Bound the wait: ms or `'500ms'`, `'5s'`…; `LockTimeoutError` when it runs out (`lock_timeout` on the server). */
       readonly timeout?: Duration;
+      /** Cancels the wait, on the server too: `LockAbortedError`. */
       readonly signal?: AbortSignal;
       /** While this lock waits, cancel or terminate the sessions that block it (see `docs/operations.md`). */
       readonly prioritize?: PrioritizeOptions;
     }
-  | { readonly nowait: true; readonly timeout?: never; readonly signal?: never; readonly prioritize?: never }
+  | {
+      /** Fail at once with `LockNotAvailableError` if the table is busy (`NOWAIT`). */
+      readonly nowait: true;
+      /** Not with `nowait`: nothing waits. */
+      readonly timeout?: never;
+      /** Not with `nowait`: nothing waits. */
+      readonly signal?: never;
+      /** Not with `nowait`: nothing waits. */
+      readonly prioritize?: never;
+    }
 );
 
 /** Validated table-lock options. */

@@ -4,6 +4,7 @@ import { toDrizzleSql } from './to-drizzle-sql.js';
 
 /** What ormlock needs of a Drizzle PostgreSQL database or transaction (any driver). */
 export interface DrizzleExecuteLike {
+  /** Runs a Drizzle `SQL` query (`db.execute(sql`…`)`). */
   execute(query: SQL): PromiseLike<unknown>;
 }
 

@@ -1,3 +1,9 @@
+/**
+ * ormlock for Drizzle: {@link $lock} on a database or transaction, {@link updateVersioned} /
+ * {@link deleteVersioned}, and the lease table's schema objects for drizzle-kit.
+ *
+ * @module ormlock/drizzle
+ */
 import { is } from 'drizzle-orm';
 import { cachedLock } from '../core/lock-cache.js';
 import { LockObject } from '../core/lock-object.js';
@@ -13,6 +19,7 @@ import { type LeaseTableNames, type LeaseTableOptions, leaseTableNames } from '.
 import { drizzleNotifySource } from './lease-notify.js';
 import { type PrioritizeMethod, prioritizeMethod } from '../core/prioritize.js';
 import { type InspectMethod, inspectMethod } from '../core/inspect.js';
+import { checkTransactionConfig } from './transaction-config.js';
 
 export type { DrizzleExecuteLike } from './drizzle-executor.js';
 export type { DrizzleRowLocks, DrizzleRowQuery, DrizzleClaimQuery, DrizzleOrderBy } from './row-locks.js';
@@ -27,6 +34,7 @@ export {
 
 /** A Drizzle PostgreSQL database: it can run SQL and open transactions. */
 export interface DrizzleDatabaseLike<Tx> extends DrizzleExecuteLike {
+  /** Drizzle's `db.transaction(fn, config)`. */
   transaction<R>(fn: (tx: Tx) => Promise<R>, config?: PgTransactionConfig): Promise<R>;
 }
 
@@ -121,13 +129,16 @@ function buildLock<D extends DrizzleExecuteLike>(dbOrTx: D, options: DrizzleLock
       kind: 'opener',
       executor: drizzleExecutor(db, false, sideChannel),
       opener: {
-        transaction: (fn, config) => db.transaction((tx) => fn(drizzleExecutor(tx as DrizzleExecuteLike, true, sideChannel), tx), config),
+        transaction: (fn, config) => {
+          checkTransactionConfig(config);
+          return db.transaction((tx) => fn(drizzleExecutor(tx as DrizzleExecuteLike, true, sideChannel), tx), config);
+        },
       },
     };
   }
   // A bad lease table name fails here, at once, as every other bad option does.
   const leaseTable = options.leaseTable === undefined ? undefined : leaseTableNames(options.leaseTable);
-  return new DrizzleLockObject(dbOrTx, binding, leaseTable) as unknown as DrizzleLock<TxOf<D>>;
+  return new DrizzleLockObject(dbOrTx, binding, leaseTable, options.pooling) as unknown as DrizzleLock<TxOf<D>>;
 }
 
 class DrizzleLockObject<Tx> extends LockObject {
@@ -137,6 +148,7 @@ class DrizzleLockObject<Tx> extends LockObject {
     private readonly target: DrizzleExecuteLike,
     private readonly binding: LockBinding<Tx, PgTransactionConfig>,
     private readonly leaseTable: LeaseTableNames | undefined,
+    private readonly pooling: DrizzleLockOptions['pooling'],
   ) {
     super();
   }
@@ -159,10 +171,16 @@ class DrizzleLockObject<Tx> extends LockObject {
       if (this.binding.kind === 'transaction') {
         throw new InvalidLockArgumentError('dbOrTx', 'leases commit on their own and outlive transactions: take them on the database ($lock(db)), not on a transaction');
       }
-      return (this.#host ??= leaseHostOf(this.target, leaseTable, () => ({
-        executor: drizzleExecutor(this.target, false, undefined),
-        notify: drizzleNotifySource(this.target),
-      })));
+      return (this.#host ??= leaseHostOf(
+        this.target,
+        leaseTable,
+        () => ({
+          executor: drizzleExecutor(this.target, false, undefined),
+          // A transaction-mode pooler cannot keep a LISTEN: waiters poll.
+          notify: this.pooling === 'transaction' ? undefined : drizzleNotifySource(this.target),
+        }),
+        this.pooling ?? '',
+      ));
     });
   }
 }

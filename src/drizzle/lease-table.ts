@@ -1,6 +1,7 @@
 import { type SQL, sql } from 'drizzle-orm';
 import { type AnyPgColumn, bigserial, integer, jsonb, pgSchema, pgTable, text, timestamp } from 'drizzle-orm/pg-core';
 import { type LeaseTableOptions, leaseTableNames } from '../core/lease-schema.js';
+import { InvalidLockArgumentError } from '../core/errors.js';
 
 function columns() {
   const at = (name: string) => timestamp(name, { withTimezone: true, precision: 6, mode: 'date' }).notNull();
@@ -60,6 +61,7 @@ export function leaseTable(options: LeaseTableOptions = {}): LeaseTableDefinitio
  * ```
  */
 export function fenced(column: AnyPgColumn | SQL, token: bigint): SQL {
+  if (typeof token !== 'bigint') throw new InvalidLockArgumentError('token', `expected the lease's fencingToken (a bigint), got ${typeof token}`);
   const value = sql`${token.toString()}::int8`;
   return sql`(${column} IS NULL OR ${column} <= ${value})`;
 }

@@ -28,12 +28,15 @@ export type DrizzleRowQuery = {
   readonly where?: SQL;
   /** The order rows are locked and returned in. Lock in a fixed order to avoid deadlocks. */
   readonly orderBy?: DrizzleOrderBy | readonly DrizzleOrderBy[];
+  /** Lock at most this many rows (`LIMIT`). */
   readonly limit?: number;
+  /** Skip this many rows first (`OFFSET`). */
   readonly offset?: number;
 } & RowLockOptions;
 
 /** What `$lock(dbOrTx).claim(table, query)` takes. */
 export interface DrizzleClaimQuery<T extends PgTable> {
+  /** Which rows may be claimed: a Drizzle condition such as `eq(jobs.status, 'pending')`. */
   readonly where?: SQL;
   /** Which rows to claim first (e.g. `asc(jobs.id)` for FIFO). */
   readonly orderBy?: DrizzleOrderBy | readonly DrizzleOrderBy[];

@@ -35,7 +35,7 @@ export interface UpdateVersionedArgs<TTable extends PgTable, TColumn extends PgC
 /**
  * Compare-and-swap on a version column: updates the row matched by `where` only if its version is
  * still `version`, increments the version in the same statement, and resolves the updated row.
- * If no row matched, throws {@link StaleVersionError} saying whether the row is gone or at
+ * If no row matched, throws {@link ormlock!StaleVersionError} saying whether the row is gone or at
  * another version (`actual`). Holds no lock beyond the statement; works on a database and
  * inside a transaction.
  *
@@ -80,7 +80,7 @@ export async function updateVersioned<TTable extends PgTable, TColumn extends Pg
 
 /**
  * Deletes the row matched by `where` only if its version is still `version`, and resolves the
- * deleted row; otherwise throws {@link StaleVersionError} (`'gone'` or `'version-mismatch'`).
+ * deleted row; otherwise throws {@link ormlock!StaleVersionError} (`'gone'` or `'version-mismatch'`).
  *
  * @example
  * ```ts

@@ -24,6 +24,15 @@ export function clientExecutor(client: PgClientLike, inTransaction: boolean, sid
 /** The statement that opens a transaction with the caller's options, all of them ormlock's own text. */
 export function beginStatement(options: PgTransactionOptions | undefined): string {
   if (options === undefined) return 'BEGIN';
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    throw new InvalidLockArgumentError('options.transaction', 'expected { isolationLevel?, readOnly? }');
+  }
+  for (const name of Object.keys(options)) {
+    if (name !== 'isolationLevel' && name !== 'readOnly') throw new InvalidLockArgumentError(`options.transaction.${name}`, 'unknown option');
+  }
+  if (options.readOnly !== undefined && typeof options.readOnly !== 'boolean') {
+    throw new InvalidLockArgumentError('options.transaction.readOnly', 'expected a boolean');
+  }
   const parts = ['BEGIN'];
   if (options.isolationLevel !== undefined) {
     const level = ISOLATION[options.isolationLevel];

@@ -8,22 +8,34 @@ export interface PgQueryResultLike {
 
 /** A `pg.Client` or a `pg.PoolClient`. */
 export interface PgClientLike {
+  /** `client.query(text, values)`. */
   query(text: string, values?: readonly unknown[]): Promise<PgQueryResultLike>;
   /** node-postgres ≥ 8.16: 'I' idle, 'T' in a transaction, 'E' in a failed transaction. */
   getTransactionStatus?(): string | null;
+  /** The backend's pid, as node-postgres records it at connect time. */
   readonly processID?: number | null;
 }
 
 /** A `pg.Pool`. */
 export interface PgPoolLike {
+  /** `pool.query(text, values)`: one statement on any pooled connection. */
   query(text: string, values?: readonly unknown[]): Promise<PgQueryResultLike>;
-  connect(): Promise<PgClientLike & { release(error?: Error | boolean): void }>;
+  /** `pool.connect()`: a pooled client to hold, and give back with `release()`. */
+  connect(): Promise<
+    PgClientLike & {
+      /** Gives the client back to the pool; an error (or `true`) discards its connection instead. */
+      release(error?: Error | boolean): void;
+    }
+  >;
+  /** How many clients the pool holds (tells a pool from a client). */
   readonly totalCount: number;
 }
 
 /** Options of the transactions ormlock opens on a pool or client. */
 export interface PgTransactionOptions {
+  /** `BEGIN ISOLATION LEVEL …`; default the server's (`read committed`). */
   readonly isolationLevel?: 'read committed' | 'repeatable read' | 'serializable';
+  /** `BEGIN READ ONLY`. */
   readonly readOnly?: boolean;
 }
 

@@ -1,4 +1,4 @@
-import type { NotifySource, WaitSession } from '../core/lease-host.js';
+import type { NotifySource } from '../core/lease-host.js';
 import { quoteIdent } from '../core/sql.js';
 import type { PgPoolLike } from './pg-like.js';
 
@@ -25,7 +25,6 @@ export function poolNotifySource(pool: PgPoolLike): NotifySource {
   const { Client, options } = pool as unknown as { Client?: new (config: unknown) => OwnClient; options?: Record<string, unknown> };
   if (typeof Client === 'function' && options !== undefined && typeof options === 'object') {
     return {
-      session: (channel, onNotify) => openSession(() => new Client({ ...options, application_name: 'ormlock-lease-waiter' }), channel, onNotify),
       async listen(channel, onNotify, onError) {
         const client = new Client({ ...options, application_name: 'ormlock-lease-listener' });
         client.on('error', () => {});
@@ -49,14 +48,7 @@ type OwnClient = ListeningClient & { connect(): Promise<void>; end(): Promise<vo
  * only when a waiter first waits: the Prisma layer uses this with `lockExtension({ url })`).
  */
 export function urlNotifySource(url: string | object): NotifySource {
-  const make = async (): Promise<OwnClient> => {
-    const pg = (await import('pg')) as unknown as { default?: { Client: new (config: unknown) => unknown }; Client?: new (config: unknown) => unknown };
-    const Client = (pg.default?.Client ?? pg.Client) as new (config: unknown) => OwnClient;
-    const config = typeof url === 'string' ? { connectionString: url } : url;
-    return new Client({ ...config, application_name: 'ormlock-lease-waiter' });
-  };
   return {
-    session: async (channel, onNotify) => openSession(await make(), channel, onNotify),
     async listen(channel, onNotify, onError) {
       const pg = (await import('pg')) as unknown as { default?: { Client: new (config: unknown) => unknown }; Client?: new (config: unknown) => unknown };
       const Client = (pg.default?.Client ?? pg.Client) as new (config: unknown) => OwnClient;
@@ -125,27 +117,4 @@ function unrefSocket(client: unknown): void {
 
 function refSocket(client: unknown): void {
   (client as { connection?: { stream?: { ref?: () => void } } }).connection?.stream?.ref?.();
-}
-
-/** A waiter's own connection: LISTENs on `channel`; closing it ends whatever it waits for. */
-async function openSession(made: OwnClient | (() => OwnClient), channel: string, onNotify: (payload: string) => void): Promise<WaitSession> {
-  const client = typeof made === 'function' ? made() : made;
-  client.on('error', () => {});
-  client.on('notification', (message: NotificationLike) => {
-    if (message.channel === channel) onNotify(message.payload ?? '');
-  });
-  await client.connect();
-  let closed = false;
-  const close = (): void => {
-    if (closed) return;
-    closed = true;
-    void client.end().catch(() => {});
-  };
-  try {
-    await client.query(`LISTEN ${quoteIdent(channel)}`);
-  } catch (error) {
-    close();
-    throw error;
-  }
-  return { query: (text, params) => (client as unknown as { query(t: string, p?: readonly unknown[]): Promise<unknown> }).query(text, params), close };
 }

@@ -19,7 +19,14 @@ import { quoteIdent } from '../core/sql.js';
 import { type TableLockOptions, lockTables, planTableLock } from '../core/table-lock.js';
 
 /** A table: its name (not parsed: `'my.table'` is one name), or `{ schema, name }`. */
-export type PgTableName = string | { readonly schema?: string; readonly name: string };
+export type PgTableName =
+  | string
+  | {
+      /** The schema; default: the connection's `search_path` decides. */
+      readonly schema?: string;
+      /** The table's name, as is (never parsed). */
+      readonly name: string;
+    };
 
 /**
  * Which rows, as plain values by column name, all of which must hold: a value means `=`, `null`
@@ -32,20 +39,27 @@ export type PgOrderBy = { readonly [column: string]: 'asc' | 'desc' } | readonly
 
 /** What `$lock(client).row(table, query)` takes. */
 export type PgRowQuery = {
+  /** Which rows: plain values by column name (see {@link PgWhere}). */
   readonly where?: PgWhere;
+  /** The order rows are locked and returned in. Lock in a fixed order to avoid deadlocks. */
   readonly orderBy?: PgOrderBy;
+  /** Lock at most this many rows (`LIMIT`). */
   readonly limit?: number;
+  /** Skip this many rows first (`OFFSET`). */
   readonly offset?: number;
 } & RowLockOptions;
 
 /** What `$lock(poolOrClient).claim(table, query)` takes. */
 export interface PgClaimQuery {
+  /** Which rows may be claimed: plain values by column name (see {@link PgWhere}). */
   readonly where?: PgWhere;
+  /** Which rows to claim first (e.g. `{ id: 'asc' }` for FIFO). */
   readonly orderBy?: PgOrderBy;
   /** How many rows to claim at most. Default 1. */
   readonly limit?: number;
   /** Plain values to write to the claimed rows in the same statement, by column name. */
   readonly set?: { readonly [column: string]: unknown };
+  /** `'update'` (default) or `'noKeyUpdate'`. */
   readonly strength?: Extract<RowLockStrength, 'update' | 'noKeyUpdate'>;
 }
 

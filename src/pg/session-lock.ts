@@ -76,6 +76,7 @@ export class SessionAdvisoryLock implements AsyncDisposable {
     }
   }
 
+  /** Releases the lock at the end of an `await using` block (as {@link SessionAdvisoryLock.release}). */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.release();
   }

@@ -1,3 +1,9 @@
+/**
+ * ormlock for Prisma 7: {@link lockExtension} adds `$lock` (advisory, row, table locks, leases,
+ * prioritize, inspect) and `updateVersioned` / `deleteVersioned` to a client.
+ *
+ * @module ormlock/prisma
+ */
 export { lockExtension, type LockExtensionOptions, type PrismaLock, type PrismaLockTransaction } from './lock-extension.js';
 export type { PrismaTransactionOptions, PrismaRawLike } from './prisma-like.js';
 export type { VersionFieldMap, VersionedModelMethods, UpdateVersionedArgs, DeleteVersionedArgs } from './versioned.js';

@@ -10,13 +10,19 @@ import type { PrismaRawLike } from './prisma-like.js';
 /** Lease options of `lockExtension()`. */
 export interface PrismaLeaseOptions {
   /**
-   * A connection string for the connections lease waiters open while they wait (LISTEN, and
-   * their place in line, first come first served), so they wake within milliseconds of a release.
-   * Default: the connection string or pool given to `@prisma/adapter-pg`, where the client exposes
-   * it; without one, waiters poll. Point it at PostgreSQL directly when the app goes through
-   * pgbouncer in transaction mode.
+   * A connection string for the one connection lease waiters LISTEN on while they wait, so they
+   * wake within milliseconds of a release. Default: the connection string or pool given to
+   * `@prisma/adapter-pg`, where the client exposes it (not with `pooling: 'transaction'`);
+   * without one, waiters poll. Behind pgbouncer in transaction mode, point it at PostgreSQL
+   * directly, or declare `pooling: 'transaction'` and let waiters poll.
    */
   readonly url?: string;
+  /**
+   * `'transaction'` when the adapter's connections go through a transaction-mode pooler
+   * (pgbouncer `pool_mode = transaction` and the like): lease waiters then poll instead of
+   * LISTENing through it (unless `url` is given).
+   */
+  readonly pooling?: 'none' | 'session' | 'transaction';
   /** Where the lease table is (default `ormlock_leases` on the search path). */
   readonly leaseTable?: LeaseTableOptions;
 }
@@ -26,11 +32,16 @@ export function prismaLeases(base: PrismaRawLike, options: PrismaLeaseOptions): 
   const table = leaseTableNames(options.leaseTable);
   let host: LeaseHost | undefined;
   const hostOf = (): LeaseHost =>
-    (host ??= leaseHostOf(base, table, () => ({
-      // Outside any transaction: each lease statement commits by itself.
-      executor: { query: prismaQuery(base), inTransaction: false },
-      notify: prismaNotifySource(base, options.url),
-    })));
+    (host ??= leaseHostOf(
+      base,
+      table,
+      () => ({
+        // Outside any transaction: each lease statement commits by itself.
+        executor: { query: prismaQuery(base), inTransaction: false },
+        notify: options.url === undefined && options.pooling === 'transaction' ? undefined : prismaNotifySource(base, options.url),
+      }),
+      `${options.pooling ?? ''}|${options.url ?? ''}`,
+    ));
   return {
     root: leaseMethods(hostOf),
     inTransaction: leaseMethods(() => {

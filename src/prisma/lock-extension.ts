@@ -21,6 +21,7 @@ import {
 } from './versioned.js';
 import type { LeaseMethods } from '../core/lease.js';
 import { type PrismaLeaseOptions, prismaLeases } from './lease-methods.js';
+import { checkPrismaTransactionOptions } from './transaction-options.js';
 
 /**
  * A Prisma interactive-transaction client with `$lock` bound to it. Annotate the callback's
@@ -28,6 +29,7 @@ import { type PrismaLeaseOptions, prismaLeases } from './lease-methods.js';
  * `Parameters<Parameters<typeof prisma.$transaction>[0]>[0]`) for fully typed models.
  */
 export interface PrismaLockTransaction extends PrismaRawLike {
+  /** The locks of this transaction: see {@link PrismaLock}. */
   readonly $lock: PrismaLock;
   readonly [model: string]: any;
 }
@@ -182,11 +184,13 @@ function defineLockExtension<const VF extends VersionFieldMap = Record<never, st
         kind: 'opener',
         executor: prismaExecutor(base, false, sideChannel),
         opener: {
-          transaction: <R>(fn: (executor: Executor, tx: PrismaLockTransaction) => Promise<R>, txOptions?: PrismaTransactionOptions) =>
-            (extendedRef.client as PrismaClientLike).$transaction(
+          transaction: <R>(fn: (executor: Executor, tx: PrismaLockTransaction) => Promise<R>, txOptions?: PrismaTransactionOptions) => {
+            checkPrismaTransactionOptions(txOptions);
+            return (extendedRef.client as PrismaClientLike).$transaction(
               (tx: PrismaLockTransaction) => fn(executors.get(tx) as Executor, tx),
               txOptions,
-            ) as Promise<R>,
+            ) as Promise<R>;
+          },
         },
       }), resolveModel, modelOf, leases.root),
       $transaction(this: PrismaClientLike, arg: unknown, txOptions?: PrismaTransactionOptions) {

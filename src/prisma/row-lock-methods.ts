@@ -49,6 +49,7 @@ export type PrismaRowQuery<C, M extends string> = {
 
 /** What `tx.$lock.claim(model, query)` takes. */
 export interface PrismaClaimQuery<C, M extends string> {
+  /** Which rows may be claimed, as in `findMany` (e.g. `{ status: 'pending' }`). */
   readonly where?: PrismaWhere<C, M>;
   /** Which rows to claim first (e.g. `{ id: 'asc' }` for FIFO). */
   readonly orderBy?: PrismaOrderBy<C, M>;

@@ -23,8 +23,11 @@ export interface DeleteVersionedArgs<T, F extends string> {
   readonly where: DeleteArgsOf<T>['where'];
   /** The version you read; the write happens only if the row still has it. */
   readonly version: F extends keyof ScalarsOf<T> ? ScalarsOf<T>[F] : never;
+  /** Which fields to return, as in Prisma's own call. */
   readonly select?: DeleteArgsOf<T>['select'];
+  /** Which relations to return with the row, as in Prisma's own call. */
   readonly include?: DeleteArgsOf<T>['include'];
+  /** Which fields to leave out, as in Prisma's own call. */
   readonly omit?: DeleteArgsOf<T>['omit'];
 }
 
@@ -36,8 +39,11 @@ export interface UpdateVersionedArgs<T, F extends string> {
   readonly version: F extends keyof ScalarsOf<T> ? ScalarsOf<T>[F] : never;
   /** The change, as in `update`, without the version field: it is incremented for you. */
   readonly data: DistributiveOmit<UpdateArgsOf<T>['data'], F>;
+  /** Which fields to return, as in Prisma's own call. */
   readonly select?: UpdateArgsOf<T>['select'];
+  /** Which relations to return with the row, as in Prisma's own call. */
   readonly include?: UpdateArgsOf<T>['include'];
+  /** Which fields to leave out, as in Prisma's own call. */
   readonly omit?: UpdateArgsOf<T>['omit'];
 }
 

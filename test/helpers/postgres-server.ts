@@ -117,7 +117,7 @@ function embeddedPackage(major: string | undefined): string {
  * npm 11 does not run the platform package's install script, which recreates the shared
  * libraries' symlinks that some versions ship as a list: recreate any that are missing.
  */
-async function hydrateSymlinks(pkg: string): Promise<void> {
+export async function hydrateSymlinks(pkg: string): Promise<void> {
   // Through the packages' entry points: their `exports` do not include `./package.json`.
   const require = createRequire(import.meta.url);
   const entry = require.resolve(pkg);

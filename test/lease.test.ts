@@ -382,6 +382,34 @@ describe('refusals and tokens', () => {
     expect(second.acquired && (await owner.release('refuse:token', second.row.token))).toBe('released');
   });
 
+  test('after a release that failed, asking again never hands back the old row and its token', async () => {
+    const locks = pgLock(pool);
+    const lease = await locks.lease('refuse:failed-release', { ttl: '10s', heartbeat: false });
+    // Hold the lease row so that the release statement waits, then cancel that statement.
+    const blocker = await db.client();
+    await blocker.query('BEGIN');
+    await blocker.query(`SELECT 1 FROM ormlock_leases WHERE name = 'refuse:failed-release' FOR UPDATE`);
+    const released = lease.release().then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    for (let i = 0; i < 500; i += 1) {
+      const [row] = await db.query<{ cancelled: boolean }>(
+        `SELECT pg_cancel_backend(pid) AS cancelled FROM pg_stat_activity
+          WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%ormlock_leases%' AND pid <> pg_backend_pid()`,
+      );
+      if (row?.cancelled) break;
+      await sleep(10);
+    }
+    expect(await released).toMatchObject({ code: 'QUERY_CANCELED' });
+    await blocker.query('ROLLBACK');
+
+    const again = await locks.lease('refuse:failed-release', { ttl: '10s', wait: '5s' });
+    expect(again.fencingToken).toBeGreaterThan(lease.fencingToken);
+    expect((await locks.getLease('refuse:failed-release'))?.fencingToken).toBe(again.fencingToken);
+    await again.release();
+  });
+
   test('release and extend after expiry are refused with LeaseLostError; the next holder keeps the lease', async () => {
     const locks = pgLock(pool);
     const lost: LeaseLostError[] = [];

@@ -146,6 +146,12 @@ export class LeaseHost {
   readonly #contended = new Set<string>();
   // Leases releases handed to this process, by name, heard by NOTIFY and not yet taken.
   readonly #handed = new Map<string, { token: string; expiresMs: number }>();
+  // The last token this process held for each name whose row may still be in the table: a row
+  // of ours with that token is our own (perhaps a release that failed), never a handoff.
+  readonly #lastToken = new Map<string, string>();
+  // Tokens whose release failed (cancelled, connection lost): their rows may still live, and are
+  // released again before this process next asks for the name.
+  readonly #stale = new Map<string, string>();
   #waiters = 0;
   #linger: ReturnType<typeof setTimeout> | undefined;
   #listenActive = false;
@@ -190,6 +196,7 @@ export class LeaseHost {
 
   /** One acquisition attempt; `sentAt` is taken before the request leaves, for the trust deadline. */
   async tryAcquire(name: string, ttlMs: number, data: unknown): Promise<AcquireAttempt> {
+    if (this.#stale.has(name)) await this.#releaseStale(name);
     const json = data === undefined || data === null ? null : JSON.stringify(data);
     const sentAt = performance.now();
     const [taken] = await this.query<{ token: string; data: unknown; expires_ms: number }>(this.#sql.acquire, [name, this.owner, json, ttlMs]);
@@ -203,6 +210,7 @@ export class LeaseHost {
    * the line before this owner, else joins the line or keeps this owner's place in it.
    */
   async tryInLine(name: string, ttlMs: number, data: unknown): Promise<LineAttempt> {
+    if (this.#stale.has(name)) await this.#releaseStale(name);
     const json = data === undefined || data === null ? null : JSON.stringify(data);
     this.#handed.delete(name);
     const sentAt = performance.now();
@@ -216,7 +224,7 @@ export class LeaseHost {
       holder_remaining_ms: number | null;
       holder_expires_ms: number | null;
       handed_token: string | null;
-    }>(this.#sql.lineAcquire, [name, this.owner, json, ttlMs, lineRowName(name), LINE_TTL_MS, this.#heldToken(name), this.#servedFrom.delete(name)]);
+    }>(this.#sql.lineAcquire, [name, this.owner, json, ttlMs, lineRowName(name), LINE_TTL_MS, this.#ownToken(name), this.#servedFrom.delete(name)]);
     if (row?.token != null) return { acquired: true, row: { name, owner: this.owner, token: row.token, data: row.data, expires_ms: Number(row.expires_ms) }, sentAt };
     if (row?.handed_token != null) {
       this.#handed.delete(name);
@@ -247,7 +255,7 @@ export class LeaseHost {
   takeHandoff(name: string): { token: string; expiresMs: number } | undefined {
     const handed = this.#handed.get(name);
     this.#handed.delete(name);
-    if (handed === undefined || handed.token === this.#heldToken(name)) return undefined;
+    if (handed === undefined || handed.token === this.#ownToken(name)) return undefined;
     return handed;
   }
 
@@ -268,12 +276,35 @@ export class LeaseHost {
     return null;
   }
 
+  /**
+   * The token a row of ours for `name` has when it is not a handoff: the one held now, else the
+   * last one this process had (a row a failed release left behind). Tokens only grow, so a
+   * handoff always carries another one.
+   */
+  #ownToken(name: string): string | null {
+    return this.#heldToken(name) ?? this.#lastToken.get(name) ?? null;
+  }
+
+  /** Releases, once more, a row of `name` whose release failed before. */
+  async #releaseStale(name: string): Promise<void> {
+    const token = this.#stale.get(name);
+    if (token === undefined || this.#heldToken(name) === token) return;
+    await this.release(name, token).catch(() => {});
+  }
+
   /** Leaves the line of `name` (after a timeout or an abort); gives back a lease handed to us meanwhile. */
   async leaveLine(name: string): Promise<void> {
-    const [row] = await this.query<{ handed_token: string | null }>(this.#sql.lineLeave, [lineRowName(name), this.owner, name, this.#heldToken(name)]);
+    const own = this.#ownToken(name);
+    const [row] = await this.query<{ handed_token: string | null }>(this.#sql.lineLeave, [lineRowName(name), this.owner, name, own]);
     // Handed over before the statement (it saw it), or while it ran (heard by NOTIFY).
-    const token = row?.handed_token ?? this.takeHandoff(name)?.token;
+    let token = row?.handed_token ?? this.takeHandoff(name)?.token;
     this.#handed.delete(name);
+    if (token == null) {
+      // A release that took the line row's lock before our leave committed its handoff after our
+      // statement's snapshot: a new statement sees it (a later release no longer finds us in line).
+      const now = await this.get(name);
+      if (now !== undefined && now.owner === this.owner && now.token !== own && Number(now.remaining_ms) > 0) token = now.token;
+    }
     if (token != null) await this.release(name, token);
   }
 
@@ -282,6 +313,21 @@ export class LeaseHost {
    * `'released'`, `'expired'` (it had expired) or `'not-held'`.
    */
   async release(name: string, token: string): Promise<'released' | 'expired' | 'not-held'> {
+    try {
+      const outcome = await this.#release(name, token);
+      // The row with this token is gone (or was never ours): nothing of it can come back.
+      if (this.#lastToken.get(name) === token) this.#lastToken.delete(name);
+      if (this.#stale.get(name) === token) this.#stale.delete(name);
+      return outcome;
+    } catch (error) {
+      // The statement may not have run: the row may still live with this owner and token.
+      this.#stale.set(name, token);
+      if (this.#stale.size > 10_000) this.#stale.delete(this.#stale.keys().next().value as string);
+      throw error;
+    }
+  }
+
+  async #release(name: string, token: string): Promise<'released' | 'expired' | 'not-held'> {
     const line = lineRowName(name);
     // A name that had a line at its last release likely has one now: straight to the handoff.
     if (!this.#contended.has(name)) {
@@ -324,6 +370,8 @@ export class LeaseHost {
   /** Starts renewing `lease` with the others of this process. */
   hold(lease: HeldLease): void {
     this.#held.add(lease);
+    this.#lastToken.set(lease.name, lease.token);
+    if (this.#lastToken.size > 10_000) this.#lastToken.delete(this.#lastToken.keys().next().value as string);
     this.#schedule();
   }
 

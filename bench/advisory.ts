@@ -8,13 +8,15 @@ import { PrismaPg } from '@prisma/adapter-pg';
 import { sql } from 'drizzle-orm';
 import { drizzle } from 'drizzle-orm/node-postgres';
 import pg from 'pg';
-import { $lock as drizzleLock } from '../src/drizzle/index.js';
-import { $lock as pgLock } from '../src/pg/index.js';
-import { lockExtension } from '../src/prisma/index.js';
-import { hashKey } from '../src/index.js';
 import { PrismaClient } from '../prisma/generated/client.js';
 import { compare } from './stats.js';
 import type { BenchContext, BenchRow } from './types.js';
+import { core, drizzleLayer, pgLayer, prismaLayer } from './ormlock.js';
+
+const drizzleLock = drizzleLayer.$lock;
+const pgLock = pgLayer.$lock;
+const { lockExtension } = prismaLayer;
+const { hashKey } = core;
 
 export async function benchAdvisory(ctx: BenchContext): Promise<BenchRow[]> {
   const plan = ctx.quick ? { rounds: 2, perRound: 40, warmup: 10 } : { rounds: 6, perRound: 500, warmup: 200 };

@@ -11,12 +11,14 @@ import { eq, sql } from 'drizzle-orm';
 import { drizzle } from 'drizzle-orm/node-postgres';
 import pg from 'pg';
 import { jobs } from '../drizzle/schema.js';
-import { $lock as drizzleLock } from '../src/drizzle/index.js';
-import { $lock as pgLock } from '../src/pg/index.js';
-import { lockExtension } from '../src/prisma/index.js';
 import { PrismaClient } from '../prisma/generated/client.js';
 import { type ClientOp, compare, compareConcurrent } from './stats.js';
 import type { BenchContext, BenchRow } from './types.js';
+import { drizzleLayer, pgLayer, prismaLayer } from './ormlock.js';
+
+const drizzleLock = drizzleLayer.$lock;
+const pgLock = pgLayer.$lock;
+const { lockExtension } = prismaLayer;
 
 const RAW_CLAIM =
   `UPDATE jobs SET status = 'running', locked_by = $1 ` +

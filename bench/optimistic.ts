@@ -12,11 +12,13 @@ import { drizzle } from 'drizzle-orm/node-postgres';
 import pg from 'pg';
 import { counters } from '../drizzle/schema.js';
 import { PrismaClient } from '../prisma/generated/client.js';
-import { updateVersioned } from '../src/drizzle/index.js';
-import { StaleVersionError, withRetry } from '../src/index.js';
-import { lockExtension } from '../src/prisma/index.js';
 import { summarize } from './stats.js';
 import type { BenchContext, BenchRow } from './types.js';
+import { core, drizzleLayer, prismaLayer } from './ormlock.js';
+
+const { updateVersioned } = drizzleLayer;
+const { StaleVersionError, withRetry } = core;
+const { lockExtension } = prismaLayer;
 
 const CLIENTS = 16;
 // Generous: under high contention an increment can lose several races in a row.

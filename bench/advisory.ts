@@ -2,14 +2,15 @@
  * Advisory lock acquire + release: BEGIN, pg_advisory_xact_lock, COMMIT, hand-written against
  * each driver (the floor) and through ormlock, one client, alternating rounds. Two forms: the
  * outside-transaction helper `advisory(key, fn)` that opens the transaction itself, and
- * `advisory(key)` inside a transaction the caller holds; plus pg's session-scoped lock.
+ * `advisory(key)` inside a transaction the caller holds; plus pg's session-scoped lock; and the
+ * helper form with 16 clients, each on a connection of its own and a key of its own.
  */
 import { PrismaPg } from '@prisma/adapter-pg';
 import { sql } from 'drizzle-orm';
 import { drizzle } from 'drizzle-orm/node-postgres';
 import pg from 'pg';
 import { PrismaClient } from '../prisma/generated/client.js';
-import { compare } from './stats.js';
+import { type ClientOp, compare, compareConcurrent } from './stats.js';
 import type { BenchContext, BenchRow } from './types.js';
 import { core, drizzleLayer, pgLayer, prismaLayer } from './ormlock.js';
 
@@ -118,6 +119,68 @@ export async function benchAdvisory(ctx: BenchContext): Promise<BenchRow[]> {
       ratio: sessionFigures['ormlock']!.medianMs / sessionFigures['raw']!.medianMs,
       note: 'release() checks the unlock',
     });
+  } finally {
+    await pool.end();
+    await db.$client.end();
+    await prisma.$disconnect();
+  }
+  rows.push(...(await sixteenClients(ctx)));
+  return rows;
+}
+
+const CLIENTS = 16;
+
+/** `advisory(key, fn)` against BEGIN + lock + COMMIT by hand, 16 clients at once, no contention. */
+async function sixteenClients(ctx: BenchContext): Promise<BenchRow[]> {
+  const plan = ctx.quick ? { rounds: 2, perClient: 10, warmup: 3 } : { rounds: 4, perClient: 150, warmup: 30 };
+  const pool = new pg.Pool({ connectionString: ctx.url, max: CLIENTS }).on('error', () => {});
+  const db = drizzle({ client: new pg.Pool({ connectionString: ctx.url, max: CLIENTS }).on('error', () => {}) });
+  const prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: ctx.url, max: CLIENTS }) }).$extends(lockExtension());
+  const keyOf = (client: number) => `bench:16:${client}`;
+  const each = (make: (key: string, raw: string) => ClientOp): ClientOp[] =>
+    Array.from({ length: CLIENTS }, (_, client) => make(keyOf(client), hashKey(keyOf(client)).toString()));
+  const noop = async () => undefined;
+  const rows: BenchRow[] = [];
+  try {
+    const groups = {
+      pg: await compareConcurrent(
+        {
+          raw: each((_, raw) => async () => {
+            const client = await pool.connect();
+            try {
+              await client.query('BEGIN');
+              await client.query('SELECT pg_advisory_xact_lock($1::int8)', [raw]);
+              await client.query('COMMIT');
+            } finally {
+              client.release();
+            }
+          }),
+          ormlock: each((key) => () => pgLock(pool).advisory(key, noop)),
+        },
+        plan,
+      ),
+      drizzle: await compareConcurrent(
+        {
+          raw: each((_, raw) => () => db.transaction(async (tx) => void (await tx.execute(sql`SELECT pg_advisory_xact_lock(${raw}::int8)`)))),
+          ormlock: each((key) => () => drizzleLock(db).advisory(key, noop)),
+        },
+        plan,
+      ),
+      prisma: await compareConcurrent(
+        {
+          raw: each((_, raw) => () => prisma.$transaction(async (tx) => void (await tx.$executeRawUnsafe('SELECT pg_advisory_xact_lock($1::int8)', raw)))),
+          ormlock: each((key) => () => prisma.$lock.advisory(key, noop)),
+        },
+        plan,
+      ),
+    };
+    const caseName = 'advisory xact, helper opens the transaction: advisory(key, fn)';
+    for (const [driver, figures] of Object.entries(groups)) {
+      const floor = figures['raw']!;
+      const f = figures['ormlock']!;
+      rows.push({ case: caseName, driver: `raw ${driver}`, clients: CLIENTS, ...floor, kind: 'floor', note: 'a key per client' });
+      rows.push({ case: caseName, driver: `ormlock ${driver}`, clients: CLIENTS, ...f, kind: 'ormlock', ratio: f.medianMs / floor.medianMs });
+    }
   } finally {
     await pool.end();
     await db.$client.end();

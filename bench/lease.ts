@@ -110,7 +110,7 @@ export async function benchLease(ctx: BenchContext): Promise<BenchRow[]> {
     await closePools();
 
     // ---- contended handoff: 16 clients, one name -----------------------------------------------
-    const handoffPlan = ctx.quick ? { durationMs: 3_000, warmupMs: 500 } : { durationMs: 10_000, warmupMs: 1_000 };
+    const handoffPlan = ctx.quick ? { durationMs: 1_000, warmupMs: 200 } : { durationMs: 10_000, warmupMs: 1_000 };
     const ormHandoff = await measureHandoff(
       Array.from({ length: clients }, () => {
         const locks = pgLock(pool(2));
@@ -161,7 +161,7 @@ export async function benchLease(ctx: BenchContext): Promise<BenchRow[]> {
     rows.push({ case: 'lease contended handoff (one name)', driver: 'raw pg (poll every 1 ms)', clients, kind: 'peer', opsPerSec: rawHandoff.opsPerSec, handoff: rawHandoff });
 
     // ---- heartbeat: one statement renews every held lease ---------------------------------------
-    for (const count of ctx.quick ? [1, 100, 2_000] : [1, 100, 10_000]) {
+    for (const count of ctx.quick ? [1, 100, 1_000] : [1, 100, 10_000]) {
       const holderPool = pool(8);
       const locks = pgLock(holderPool);
       const leases = [];

@@ -176,7 +176,7 @@ export const optimisticNotes: string[] = [
  * machine's speed (other load) hits both alike; every round checks that no increment was lost.
  */
 export async function benchOptimistic(ctx: BenchContext): Promise<BenchRow[]> {
-  const plan = ctx.quick ? { rounds: 2, opsPerRound: 15 } : { rounds: 6, opsPerRound: 50 };
+  const plan = ctx.quick ? { rounds: 1, opsPerRound: 10 } : { rounds: 6, opsPerRound: 50 };
   const admin = new pg.Pool({ connectionString: ctx.url, max: 2 }).on('error', () => {});
   const total = async (): Promise<number> =>
     Number((await admin.query<{ total: string }>(`SELECT coalesce(sum(value), 0)::text AS total FROM "Counter" WHERE name LIKE 'bench:%'`)).rows[0]?.total);

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { integer, pgTable } from 'drizzle-orm/pg-core';
+import { integer, pgSchema } from 'drizzle-orm/pg-core';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
 import { InvalidLockArgumentError, LockTimeoutError, PrioritizeFailedError, PrioritizePermissionError, hashKey, type BlockerInfo } from '../src/index.js';
@@ -18,11 +18,15 @@ const db = useTestDatabase({
     await client.query('CREATE TABLE public.prio_target (id int)');
     await client.query('CREATE TABLE public.prio_other (id int)');
     await client.query('INSERT INTO public.prio_target VALUES (1)');
+    // For Drizzle, which cannot name the public schema: a schema of its own, off any search_path.
+    await client.query('CREATE SCHEMA prio_drizzle');
+    await client.query('CREATE TABLE prio_drizzle.target (id int)');
   },
 });
 
 const TARGET = { schema: 'public', name: 'prio_target' } as const;
-const targetTable = pgTable('prio_target', { id: integer('id') });
+// Schema-qualified, so that it is found whatever the run's search_path (the quoted-schema variant).
+const drizzleTarget = pgSchema('prio_drizzle').table('target', { id: integer('id') });
 
 async function pidOf(client: pg.Client): Promise<number> {
   return Number((await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]?.pid);
@@ -137,14 +141,14 @@ describe.runIf(perBackend)('prioritize with table locks', () => {
     const drizzle = db.drizzle();
     const holder = await db.client({ application_name: 'ormlock-test-model-cancel' });
     const holderPid = await pidOf(holder);
-    const longSelect = holder.query('SELECT count(*) FROM public.prio_target, pg_sleep(60)').then(
+    const longSelect = holder.query('SELECT count(*) FROM prio_drizzle.target, pg_sleep(60)').then(
       () => 'finished',
       (error: unknown) => error,
     );
-    await until(holdsRelation(holderPid, 'public.prio_target'), 'the long SELECT holds prio_target');
+    await until(holdsRelation(holderPid, 'prio_drizzle.target'), 'the long SELECT holds prio_drizzle.target');
 
     await drizzle.transaction(async (tx) => {
-      await drizzleLock(tx, { db: drizzle }).model(targetTable, { timeout: '10s', prioritize: { action: 'cancel', every: 50, after: 50 } });
+      await drizzleLock(tx, { db: drizzle }).model(drizzleTarget, { timeout: '10s', prioritize: { action: 'cancel', every: 50, after: 50 } });
     });
 
     expect(await longSelect).toMatchObject({ code: '57014' });

@@ -124,7 +124,7 @@ describe('prisma claim set', () => {
     expect(claimed).toEqual(await prisma.job.findMany({ where: { id: { in: [1n, 2n] } }, orderBy: { id: 'desc' } }));
     expect(claimed[0]).toMatchObject({ payload: { deep: ['x', 1, null] }, runAt, lockedBy: null, status: 'done', attempts: 2 });
 
-    await db.query('TRUNCATE accounts RESTART IDENTITY');
+    await db.query('TRUNCATE accounts RESTART IDENTITY CASCADE');
     await prisma.account.create({ data: { owner: 'a', balance: '1.50' } });
     const [account] = await prisma.$lock.claim('Account', { set: { balance: { increment: new Prisma.Decimal('0.25') }, version: { decrement: 1 } } });
     expect(account?.balance.toFixed(2)).toBe('1.75');

@@ -26,7 +26,7 @@ const db = useTestDatabase({
 
 // Each test starts from empty tables (the database is shared by the file's tests).
 beforeEach(async () => {
-  await db.query('TRUNCATE accounts, jobs RESTART IDENTITY');
+  await db.query('TRUNCATE accounts, jobs RESTART IDENTITY CASCADE');
 });
 
 // Process start-up through tsx is slow on a loaded machine; nothing here waits on a timer.

@@ -23,7 +23,7 @@ describe('databases', () => {
     expect(row?.db).toBe(prismaDb.name);
   });
 
-  test('prisma and drizzle migrations create the same four tables', async () => {
+  test('prisma and drizzle migrations create the same six tables', async () => {
     const catalog = async (db: typeof prismaDb): Promise<unknown[]> => [
       ...(await db.query(
         `SELECT table_name, column_name, data_type, numeric_precision, numeric_scale, datetime_precision,
@@ -40,7 +40,7 @@ describe('databases', () => {
     const tables = await prismaDb.query<{ t: string }>(
       `SELECT table_name AS t FROM information_schema.tables WHERE table_schema = current_schema() ORDER BY table_name COLLATE "C"`,
     );
-    expect(tables.map((row) => row.t)).toEqual(['Counter', 'accounts', 'jobs', 'memberships']);
+    expect(tables.map((row) => row.t)).toEqual(['Counter', 'accounts', 'jobs', 'memberships', 'refunds', 'transfers']);
     expect(await catalog(drizzleDb)).toEqual(await catalog(prismaDb));
   });
 });

@@ -445,6 +445,47 @@ describe('row and table locks', () => {
       await refused(() => tx.$lock.claim('Account', { set: { nosuch: 1 } } as never), 'claim set');
     });
   });
+
+  test('prisma: relation filters and of refuse unknown and hostile names before any SQL', async () => {
+    await prisma.$transaction(async (tx) => {
+      for (const of of [['nosuch'], ['outgoing'], ['fromId'], ['Account'], [`fromAccount"; DROP TABLE accounts; --`], 'fromAccount', [42], [null], [LONG_IDENTIFIER]]) {
+        await refused(() => tx.$lock.row('Transfer', { of } as never), `of ${label(of)}`);
+      }
+      await refused(() => tx.$lock.row('Account', { of: ['outgoing'] } as never), 'of a to-many relation');
+      await refused(() => tx.$lock.claim('Transfer', { of: ['fromAccount'] } as never), 'claim of');
+      for (const where of [
+        { fromAccount: { [`owner"; DROP TABLE accounts; --`]: 'x' } },
+        { fromAccount: { is: { nosuch: 1 } } },
+        { fromAccount: `'; DROP TABLE accounts; --` },
+        { refund: { isNot: { reason: { regex: 'x' } } } },
+        { fromAccount: { outgoing: { any: {} } } },
+        { NOT: { approver: { role: { in: 'x' } } } },
+      ]) {
+        await refused(() => tx.$lock.row('Transfer', { where } as never), `where ${label(where)}`);
+      }
+    });
+  });
+
+  test.each(HOSTILE_NAMES.map((n) => [n]))('prisma: the value %s in relation filters reaches the server only as a parameter', async (value) => {
+    const rows = await prisma.$transaction((tx) =>
+      tx.$lock.row('Transfer', {
+        where: {
+          OR: [{ fromAccount: { owner: value } }, { toAccount: { isNot: { owner: { contains: value, mode: 'insensitive' } } } }],
+          NOT: { refund: { reason: value } },
+          approver: { is: { approvals: { some: { status: value } } } },
+        },
+        of: ['fromAccount', 'toAccount'],
+        nowait: true,
+      }),
+    );
+    expect(rows).toEqual([]);
+    const statements = sent().filter((s) => s.text.includes('FOR UPDATE'));
+    expect(statements).toHaveLength(1);
+    const [statement] = statements as [Sent];
+    expect(statement.text).not.toContain(value);
+    expect(statement.text).toContain('FOR UPDATE OF "transfers", "ormlock_j1", "ormlock_j2" NOWAIT');
+    expect(statement.values.filter((v) => v === value)).toHaveLength(4);
+  });
 });
 
 describe('optimistic versions and retries', () => {

@@ -119,7 +119,7 @@ describe('Prisma where translator', () => {
   test('Account: every accepted filter returns exactly what findMany returns', async () => {
     await fc.assert(
       fc.asyncProperty(accounts, fc.array(accountWhere, { minLength: 1, maxLength: 6 }), async (rows, filters) => {
-        await db.query('TRUNCATE accounts RESTART IDENTITY');
+        await db.query('TRUNCATE accounts RESTART IDENTITY CASCADE');
         await prisma.account.createMany({ data: rows });
         for (const where of filters) {
           const expected = await findMany(() => prisma.account.findMany({ where: where as never, orderBy: { id: 'asc' } }));
@@ -173,7 +173,7 @@ describe('Prisma where translator', () => {
   });
 
   test('rows come back with Prisma field names and value types (Decimal, BigInt, Date, Json)', async () => {
-    await db.query('TRUNCATE accounts, jobs RESTART IDENTITY');
+    await db.query('TRUNCATE accounts, jobs RESTART IDENTITY CASCADE');
     await prisma.account.create({ data: { owner: 'ann', balance: '1234567890123456.78' } });
     await db.query(`SELECT setval('jobs_id_seq', 9007199254740992)`);
     await prisma.job.create({ data: { payload: { deep: [1, { x: 'y' }] }, lockedBy: 'w' } });
@@ -190,7 +190,7 @@ describe('Prisma where translator', () => {
   });
 
   test('compound ids (orgId_userId) select the one row, as findUnique does', async () => {
-    await db.query('TRUNCATE memberships');
+    await db.query('TRUNCATE memberships CASCADE');
     await prisma.membership.createMany({ data: [{ orgId: 1, userId: 2, role: 'owner' }, { orgId: 1, userId: 3, role: 'member' }, { orgId: 2, userId: 2, role: 'x' }] });
     const where = { orgId_userId: { orgId: 1, userId: 2 } };
     const rows = await prisma.$transaction((tx) => tx.$lock.row('Membership', { where: where as never }));
@@ -213,5 +213,93 @@ describe('Prisma where translator', () => {
     await expect(prisma.$transaction((tx) => tx.$lock.row('Account', { orderBy: { nope: 'asc' } as never }))).rejects.toBeInstanceOf(InvalidLockArgumentError);
     await expect(prisma.$transaction((tx) => tx.$lock.row('Account', { select: { id: true } } as never))).rejects.toBeInstanceOf(InvalidLockArgumentError);
     await expect(prisma.$transaction((tx) => tx.$lock.row('Nope' as never, {}))).rejects.toBeInstanceOf(InvalidLockArgumentError);
+  });
+});
+
+describe('Prisma relation filters', () => {
+  // 1: ann → bob, approved by (1, 1), refunded 'typo'; 2: bob → cy, no approver, refunded 'dup';
+  // 3: cy → ann, approved by (1, 2), done; 4: ann → ann, half an approver (NULL, 1), refunded 'x'.
+  beforeAll(async () => {
+    await db.query('TRUNCATE accounts, memberships RESTART IDENTITY CASCADE');
+    await prisma.account.createMany({ data: [{ owner: 'ann', balance: 1 }, { owner: 'bob', balance: 2 }, { owner: 'cy', balance: 3 }] });
+    await prisma.membership.createMany({ data: [{ orgId: 1, userId: 1, role: 'owner' }, { orgId: 1, userId: 2, role: 'member' }] });
+    await prisma.transfer.createMany({
+      data: [
+        { fromId: 1, toId: 2, amount: 1, approverOrgId: 1, approverUserId: 1 },
+        { fromId: 2, toId: 3, amount: 2 },
+        { fromId: 3, toId: 1, amount: 3, approverOrgId: 1, approverUserId: 2, status: 'done' },
+        { fromId: 1, toId: 1, amount: 4, approverUserId: 1 },
+      ],
+    });
+    await prisma.refund.createMany({ data: [{ transferId: 1, reason: 'typo' }, { transferId: 2, reason: 'dup' }, { transferId: 4, reason: 'x' }] });
+  });
+
+  const examples: [model: 'Transfer' | 'Refund' | 'Account' | 'Membership', where: Record<string, unknown>][] = [
+    ['Transfer', { fromAccount: { owner: 'ann' } }],
+    ['Transfer', { fromAccount: { is: { owner: 'ann' } }, toAccount: { isNot: { owner: 'ann' } } }],
+    ['Transfer', { fromAccount: {} }],
+    ['Transfer', { OR: [{ approver: {} }] }],
+    ['Transfer', { approver: { is: {} } }],
+    ['Transfer', { approver: { isNot: {} } }],
+    ['Transfer', { approver: { AND: [] } }],
+    ['Transfer', { approver: null }],
+    ['Transfer', { approver: { is: null } }],
+    ['Transfer', { approver: { isNot: null } }],
+    ['Transfer', { approver: { role: 'owner' } }],
+    ['Transfer', { approver: { isNot: { role: 'owner' } } }],
+    ['Transfer', { refund: null }],
+    ['Transfer', { refund: { isNot: null } }],
+    ['Transfer', { refund: { isNot: { reason: 'typo' } } }],
+    ['Transfer', { NOT: { refund: { reason: 'typo' } } }],
+    ['Transfer', { fromAccount: { OR: [] } }],
+    ['Transfer', { NOT: { fromAccount: { OR: [] } } }],
+    ['Transfer', { OR: [{ fromAccount: { owner: 'cy' } }, { toAccount: { owner: 'cy' } }], status: 'pending' }],
+    ['Transfer', { fromAccount: { incoming: { some: { status: 'done' } } } }],
+    // A relation of a relation, and NULL inside a relation filter under NOT (Prisma keeps it NULL).
+    ['Refund', { transfer: { fromAccount: { owner: 'ann' } } }],
+    ['Refund', { transfer: { approver: { role: 'owner' } } }],
+    ['Refund', { transfer: { isNot: { approverOrgId: 5 } } }],
+    ['Refund', { NOT: { transfer: { isNot: { approverOrgId: 5 } } } }],
+    ['Refund', { NOT: { transfer: { is: { approverOrgId: 1 } } } }],
+    ['Refund', { transfer: { isNot: { approver: { isNot: { role: 'owner' } } } } }],
+    ['Account', { outgoing: { some: {} } }],
+    ['Account', { outgoing: { every: {} } }],
+    ['Account', { outgoing: { none: {} } }],
+    ['Account', { outgoing: { every: { approverOrgId: { not: 1 } } } }],
+    ['Account', { NOT: { outgoing: { every: { approverOrgId: { not: 1 } } } } }],
+    ['Account', { outgoing: { every: { refund: { reason: 'typo' } } } }],
+    ['Account', { incoming: { some: { approver: { role: 'member' } } } }],
+    ['Membership', { approvals: { some: { fromAccount: { owner: 'ann' } } } }],
+    ['Membership', { approvals: { none: {} } }],
+  ];
+
+  test.each(examples.map(([model, where]) => [model, JSON.stringify(where), where] as const))('%s %s returns what findMany returns', async (model, _, where) => {
+    const orderBy = model === 'Membership' ? [{ orgId: 'asc' }, { userId: 'asc' }] : { id: 'asc' };
+    const delegate = prisma[(model.charAt(0).toLowerCase() + model.slice(1)) as 'transfer'] as unknown as { findMany(args: unknown): Promise<unknown[]> };
+    const expected = await delegate.findMany({ where, orderBy });
+    const actual = await prisma.$transaction((tx) => tx.$lock.row(model, { where: where as never, orderBy: orderBy as never }));
+    expect(actual).toEqual(expected);
+  });
+
+  test('relation filters work in claim() too', async () => {
+    const claimed = await prisma.$transaction((tx) => tx.$lock.claim('Transfer', { where: { fromAccount: { owner: 'ann' }, refund: { isNot: null } }, orderBy: { id: 'asc' }, take: 5 }));
+    expect(claimed.map((row) => row.id)).toEqual([1, 4]);
+    const updated = await prisma.$lock.claim('Transfer', { where: { toAccount: { owner: 'cy' } }, set: { status: 'sent' } });
+    expect(updated.map((row) => [row.id, row.status])).toEqual([[2, 'sent']]);
+    await db.query(`UPDATE transfers SET status = 'pending' WHERE id = 2`);
+  });
+
+  test('unsupported relation filters are refused by name', async () => {
+    const refused = async (model: 'Transfer' | 'Account', where: unknown): Promise<string> => {
+      const error = await prisma.$transaction((tx) => tx.$lock.row(model, { where: where as never })).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(InvalidLockArgumentError);
+      return (error as InvalidLockArgumentError).argument;
+    };
+    expect(await refused('Transfer', { fromAccount: 'ann' })).toBe('where.fromAccount');
+    expect(await refused('Transfer', { fromAccount: { is: { nope: 1 } } })).toBe('where.fromAccount.is.nope');
+    expect(await refused('Transfer', { NOT: { refund: { reason: { search: 'x' } } } })).toBe('where.NOT.refund.reason.search');
+    expect(await refused('Account', { outgoing: { any: {} } })).toBe('where.outgoing.any');
+    expect(await refused('Account', { outgoing: { status: 'x' } })).toBe('where.outgoing.status');
+    expect(await refused('Account', { outgoing: [] })).toBe('where.outgoing');
   });
 });

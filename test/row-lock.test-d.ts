@@ -62,6 +62,45 @@ describe('prisma $lock.row / claim / model', () => {
   });
 });
 
+describe('prisma relation filters and of', () => {
+  type Transfer = {
+    id: number;
+    fromId: number;
+    toId: number;
+    amount: Prisma.Decimal;
+    status: string;
+    approverOrgId: number | null;
+    approverUserId: number | null;
+  };
+
+  test('relation filters in where; of takes the to-one relations (and the model’s own name); rows stay the model’s', async () => {
+    await prisma.$transaction(async (tx) => {
+      const rows = await tx.$lock.row('Transfer', {
+        where: { fromAccount: { owner: 'ann' }, toAccount: { isNot: { id: 3 } }, approver: null, refund: { is: { reason: 'x' } } },
+        of: ['fromAccount', 'toAccount', 'approver', 'refund', 'Transfer'],
+        nowait: true,
+      });
+      expectTypeOf(rows).toEqualTypeOf<Transfer[]>();
+      expectTypeOf(await tx.$lock.row('Account', { where: { outgoing: { some: { status: 'pending' } } }, of: ['Account'] })).toEqualTypeOf<Account[]>();
+    });
+  });
+
+  test('a wrong name in of, a to-many relation in of, and of on claim do not compile', () => {
+    // @ts-expect-error: not a relation of Transfer
+    void prisma.$lock.row('Transfer', { of: ['fromAcount'] });
+    // @ts-expect-error: a scalar field, not a relation
+    void prisma.$lock.row('Transfer', { of: ['fromId'] });
+    // @ts-expect-error: outgoing is a to-many relation
+    void prisma.$lock.row('Account', { of: ['outgoing'] });
+    // @ts-expect-error: another model's name
+    void prisma.$lock.row('Transfer', { of: ['Account'] });
+    // @ts-expect-error: a claim takes no of
+    void prisma.$lock.claim('Transfer', { of: ['fromAccount'] });
+    // @ts-expect-error: no such relation filter
+    void prisma.$lock.row('Transfer', { where: { fromAccount: { is: { nope: 1 } } } });
+  });
+});
+
 describe('drizzle $lock(tx).row / claim / model', () => {
   test('row returns the table’s select type', async () => {
     await db.transaction(async (tx) => {

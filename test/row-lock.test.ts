@@ -27,7 +27,7 @@ const ROW_CONFLICTS: Record<RowLockStrength, RowLockStrength[]> = {
 };
 
 beforeEach(async () => {
-  await db.query('TRUNCATE accounts RESTART IDENTITY');
+  await db.query('TRUNCATE accounts RESTART IDENTITY CASCADE');
   await db.query(`INSERT INTO accounts (owner, balance) SELECT 'owner ' || i, i FROM generate_series(1, 5) AS i`);
 });
 

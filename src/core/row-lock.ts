@@ -82,11 +82,29 @@ export interface SelectColumn {
 /** One `ORDER BY` term: a column, or a fragment an ORM rendered (Drizzle `asc(t.id)`). */
 export type OrderTerm = { readonly column: string; readonly direction?: 'asc' | 'desc'; readonly nulls?: 'first' | 'last' } | SqlFragment;
 
+/**
+ * A table joined to the locked one so that its rows are locked too (`FOR UPDATE OF <table>, <alias>`).
+ * An inner join: a row of the locked table without a matching row here is not selected. Join on a
+ * unique key of this table (a foreign key's target), or rows of the locked table come back more than once.
+ */
+export interface RowJoin {
+  readonly table: TableRef;
+  /** The name the statement gives this table: made by the layer, never caller text. */
+  readonly alias: string;
+  /** `<alias>.<related> = <locked table>.<own>` for each pair. */
+  readonly on: readonly { readonly own: string; readonly related: string }[];
+}
+
 /** What to lock: built by a layer from its own query shape, validated here. */
 export interface RowQuerySpec {
   readonly table: TableRef;
   /** The columns to return; empty returns every column (`*`). */
   readonly columns: readonly SelectColumn[];
+  /**
+   * Rows to lock as well, of tables joined to `table` (see {@link RowJoin}). With joins, the
+   * statement qualifies its own columns with `table`'s name, so `where` must too.
+   */
+  readonly joins?: readonly RowJoin[];
   readonly where?: SqlFragment;
   readonly orderBy?: readonly OrderTerm[];
   readonly limit?: number;
@@ -189,7 +207,8 @@ function selectList(columns: readonly SelectColumn[], qualifier?: string): strin
   return columns.map(({ column, as }) => `${prefix}${quoteIdent(column)}${as !== undefined && as !== column ? ` AS ${quoteIdent(as)}` : ''}`).join(', ');
 }
 
-function orderByList(builder: SqlBuilder, terms: readonly OrderTerm[]): string {
+function orderByList(builder: SqlBuilder, terms: readonly OrderTerm[], qualifier?: string): string {
+  const prefix = qualifier ? `${qualifier}.` : '';
   return terms
     .map((term) => {
       if ('text' in term) return builder.fragment(term);
@@ -197,19 +216,33 @@ function orderByList(builder: SqlBuilder, terms: readonly OrderTerm[]): string {
       if (direction === undefined) throw new InvalidLockArgumentError('orderBy', `expected 'asc' or 'desc', got ${describe(term.direction)}`);
       const nulls = term.nulls === undefined ? '' : term.nulls === 'first' ? ' NULLS FIRST' : term.nulls === 'last' ? ' NULLS LAST' : undefined;
       if (nulls === undefined) throw new InvalidLockArgumentError('orderBy', `nulls: expected 'first' or 'last', got ${describe(term.nulls)}`);
-      return `${quoteIdent(term.column)}${direction}${nulls}`;
+      return `${prefix}${quoteIdent(term.column)}${direction}${nulls}`;
     })
     .join(', ');
 }
 
-/** `FROM … WHERE … ORDER BY … LIMIT … OFFSET … FOR <strength> [NOWAIT | SKIP LOCKED]`. */
+/** How the statement names `spec.table` when it joins others (its columns are then qualified), else undefined. */
+function joinQualifier(spec: RowQuerySpec): string | undefined {
+  return spec.joins && spec.joins.length > 0 ? quoteIdent(spec.table.name) : undefined;
+}
+
+/** `FROM … [JOIN …] WHERE … ORDER BY … LIMIT … OFFSET … FOR <strength> [OF …] [NOWAIT | SKIP LOCKED]`. */
 function lockingTail(builder: SqlBuilder, spec: RowQuerySpec, plan: RowWaitPlan): string {
+  const self = joinQualifier(spec);
   let text = ` FROM ${qualifiedTable(spec.table)}`;
+  for (const join of spec.joins ?? []) {
+    const alias = quoteIdent(join.alias);
+    if (join.on.length === 0) throw new InvalidLockArgumentError('joins', `no columns to join ${describeTable(join.table)} on`);
+    text += ` JOIN ${qualifiedTable(join.table)} AS ${alias} ON ${join.on.map((pair) => `${alias}.${quoteIdent(pair.related)} = ${self}.${quoteIdent(pair.own)}`).join(' AND ')}`;
+  }
   if (spec.where) text += ` WHERE ${builder.fragment(spec.where)}`;
-  if (spec.orderBy && spec.orderBy.length > 0) text += ` ORDER BY ${orderByList(builder, spec.orderBy)}`;
+  if (spec.orderBy && spec.orderBy.length > 0) text += ` ORDER BY ${orderByList(builder, spec.orderBy, self)}`;
   if (spec.limit !== undefined) text += ` LIMIT ${builder.param(spec.limit)}`;
   if (spec.offset !== undefined && spec.offset > 0) text += ` OFFSET ${builder.param(spec.offset)}`;
   text += ` FOR ${STRENGTH_SQL[plan.strength]}`;
+  // Without OF a locking clause locks the rows of every table in FROM; with joins, name them all
+  // (the joins exist only to be locked). Sub-selects in WHERE are never locked either way.
+  if (self !== undefined) text += ` OF ${[self, ...(spec.joins ?? []).map((join) => quoteIdent(join.alias))].join(', ')}`;
   if (plan.mode === 'nowait') text += ' NOWAIT';
   if (plan.mode === 'skipLocked') text += ' SKIP LOCKED';
   return text;
@@ -227,7 +260,7 @@ function stripOwnColumns<T extends Row>(rows: T[]): T[] {
 export function buildRowLock(spec: RowQuerySpec, plan: RowWaitPlan, timeoutMs?: number): { text: string; params: unknown[] } {
   const builder = new SqlBuilder();
   const timeoutParam = timeoutMs === undefined ? undefined : builder.param(String(timeoutMs));
-  const inner = `SELECT ${selectList(spec.columns)}${lockingTail(builder, spec, plan)}`;
+  const inner = `SELECT ${selectList(spec.columns, joinQualifier(spec))}${lockingTail(builder, spec, plan)}`;
   const text = timeoutParam === undefined ? inner : withLockTimeout(inner, timeoutParam);
   return { text, params: builder.params };
 }
@@ -265,6 +298,7 @@ export async function lockRows<T extends Row = Row>(executor: Executor, spec: Ro
 
 /** The SQL of a claim that updates the claimed rows, in one statement. */
 export function buildClaimUpdate(spec: RowQuerySpec, plan: RowWaitPlan, set: readonly SetItem[]): { text: string; params: unknown[] } {
+  if (spec.joins && spec.joins.length > 0) throw new InvalidLockArgumentError('query.of', 'a claim locks the rows it claims only');
   const builder = new SqlBuilder();
   const target = qualifiedTable(spec.table);
   const self = quoteIdent(spec.table.name);

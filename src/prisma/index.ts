@@ -8,4 +8,13 @@ export { lockExtension, type LockExtensionOptions, type PrismaLock, type PrismaL
 export type { PrismaTransactionOptions, PrismaRawLike } from './prisma-like.js';
 export type { VersionFieldMap, VersionedModelMethods, UpdateVersionedArgs, DeleteVersionedArgs } from './versioned.js';
 export { ensureLeaseTable, type PrismaLeaseOptions } from './lease-methods.js';
-export type { PrismaRowLocks, PrismaRowQuery, PrismaClaimQuery, PrismaModelName, PrismaModelRow, PrismaWhere, PrismaOrderBy } from './row-lock-methods.js';
+export type {
+  PrismaRowLocks,
+  PrismaRowQuery,
+  PrismaClaimQuery,
+  PrismaModelName,
+  PrismaModelRow,
+  PrismaWhere,
+  PrismaOrderBy,
+  PrismaToOneRelation,
+} from './row-lock-methods.js';

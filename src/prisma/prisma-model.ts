@@ -3,6 +3,7 @@ import { describe } from '../core/duration.js';
 import { InvalidLockArgumentError } from '../core/errors.js';
 import type { Row } from '../core/executor.js';
 import type { SelectColumn, TableRef } from '../core/row-lock.js';
+import { type DeclaredRelations, parseDeclaredRelations } from './prisma-schema-relations.js';
 
 /** One scalar field of a Prisma model, with its database column. */
 export interface PrismaScalarField {
@@ -16,11 +17,36 @@ export interface PrismaScalarField {
   readonly isList: boolean;
 }
 
-/** A Prisma model as ormlock needs it: where its table is, and its scalar fields. */
+/**
+ * One relation field of a Prisma model (`fromAccount`, `outgoing`), with the columns that join
+ * its table to the related model's table.
+ */
+export interface PrismaRelationField {
+  /** The Prisma field name. */
+  readonly name: string;
+  /** The related model's name. */
+  readonly model: string;
+  /** A to-many relation (`Transfer[]`). */
+  readonly isList: boolean;
+  /** Whether this model's table holds the foreign key (`@relation(fields: […])` on this side). */
+  readonly holdsForeignKey: boolean;
+  /**
+   * Column pairs that join the two tables: `own` (on this model's table) = `related` (on the
+   * related model's table). Empty when the relation cannot be joined, and then `problem` says why.
+   */
+  readonly on: readonly { readonly own: string; readonly related: string }[];
+  /** Why this relation cannot be used in a lock (e.g. an implicit many-to-many relation), if it cannot. */
+  readonly problem?: string;
+  /** The related model's info. */
+  readonly target: () => PrismaModelInfo;
+}
+
+/** A Prisma model as ormlock needs it: where its table is, its scalar fields and its relation fields. */
 export interface PrismaModelInfo {
   readonly name: string;
   readonly table: TableRef;
   readonly fields: ReadonlyMap<string, PrismaScalarField>;
+  readonly relations: ReadonlyMap<string, PrismaRelationField>;
   readonly columns: readonly SelectColumn[];
 }
 
@@ -30,6 +56,7 @@ interface RuntimeField {
   type: string;
   dbName?: string | null;
   isList?: boolean;
+  relationName?: string | null;
 }
 interface RuntimeModel {
   dbName?: string | null;
@@ -42,12 +69,21 @@ interface RuntimeDataModel {
 
 /**
  * Reads model → table and field → column mappings from the client's runtime data model (what
- * `prisma generate` embeds in the client: `@@map`, `@map`, `@@schema`). Models without
- * `@@schema` use the adapter's `schema` option if it has one, else the connection's `search_path`.
+ * `prisma generate` embeds in the client: `@@map`, `@map`, `@@schema`), and the foreign keys of
+ * relations from the schema the client embeds. Models without `@@schema` use the adapter's
+ * `schema` option if it has one, else the connection's `search_path`.
  */
 export function modelResolver(client: object): (model: unknown) => PrismaModelInfo {
   const cache = new Map<string, PrismaModelInfo>();
-  return (model) => {
+  let declared: DeclaredRelations | undefined;
+  const declaredRelations = (): DeclaredRelations => {
+    if (declared === undefined) {
+      const schema = (client as { _engineConfig?: { inlineSchema?: unknown } })._engineConfig?.inlineSchema;
+      declared = typeof schema === 'string' ? parseDeclaredRelations(schema) : new Map();
+    }
+    return declared;
+  };
+  const resolve = (model: unknown): PrismaModelInfo => {
     if (typeof model !== 'string') throw new InvalidLockArgumentError('model', `expected a model name such as 'Account', got ${describe(model)}`);
     const cached = cache.get(model);
     if (cached) return cached;
@@ -59,7 +95,12 @@ export function modelResolver(client: object): (model: unknown) => PrismaModelIn
     }
     const runtime = dataModel.models[model] as RuntimeModel;
     const fields = new Map<string, PrismaScalarField>();
+    const relations = new Map<string, PrismaRelationField>();
     for (const field of runtime.fields) {
+      if (field.kind === 'object' && Object.hasOwn(dataModel.models, field.type)) {
+        relations.set(field.name, relationField(dataModel, declaredRelations(), model, field, () => resolve(field.type)));
+        continue;
+      }
       if (field.kind !== 'scalar' && field.kind !== 'enum') continue;
       fields.set(field.name, {
         name: field.name,
@@ -73,11 +114,65 @@ export function modelResolver(client: object): (model: unknown) => PrismaModelIn
       name: model,
       table: { schema: runtime.schema ?? adapterSchema(client) ?? null, name: runtime.dbName ?? model },
       fields,
+      relations,
       columns: [...fields.values()].map((field) => ({ column: field.column, as: field.name })),
     };
     cache.set(model, info);
     return info;
   };
+  return resolve;
+}
+
+function columnOf(model: RuntimeModel | undefined, fieldName: string): string | undefined {
+  const field = model?.fields.find((f) => f.name === fieldName && (f.kind === 'scalar' || f.kind === 'enum'));
+  return field === undefined ? undefined : (field.dbName ?? field.name);
+}
+
+/**
+ * Pairs the columns of a relation. The side with `@relation(fields, references)` holds the foreign
+ * key; the other side (a list, or a one-to-one back relation) takes the pairs from its opposite
+ * field, found by `relationName` in the related model.
+ */
+function relationField(
+  dataModel: RuntimeDataModel,
+  declared: DeclaredRelations,
+  model: string,
+  field: RuntimeField,
+  target: () => PrismaModelInfo,
+): PrismaRelationField {
+  const own = declared.get(model)?.get(field.name);
+  const base = { name: field.name, model: field.type, isList: own?.isList ?? field.isList === true, target };
+  if (own === undefined) {
+    return { ...base, holdsForeignKey: false, on: [], problem: `the client embeds no schema that declares ${model}.${field.name}` };
+  }
+  const ownModel = dataModel.models[model];
+  const relatedModel = dataModel.models[field.type];
+  const pairs = (fromModel: RuntimeModel | undefined, from: readonly string[], toModel: RuntimeModel | undefined, to: readonly string[]) => {
+    if (from.length === 0 || from.length !== to.length) return undefined;
+    const result: { from: string; to: string }[] = [];
+    for (const [i, name] of from.entries()) {
+      const fromColumn = columnOf(fromModel, name);
+      const toColumn = columnOf(toModel, to[i] as string);
+      if (fromColumn === undefined || toColumn === undefined) return undefined;
+      result.push({ from: fromColumn, to: toColumn });
+    }
+    return result;
+  };
+  if (own.fields.length > 0) {
+    const on = pairs(ownModel, own.fields, relatedModel, own.references);
+    if (on) return { ...base, holdsForeignKey: true, on: on.map((p) => ({ own: p.from, related: p.to })) };
+    return { ...base, holdsForeignKey: true, on: [], problem: `cannot read the foreign key of ${model}.${field.name} from the schema` };
+  }
+  const opposite = relatedModel?.fields.find(
+    (f) => f.kind === 'object' && f.type === model && f.relationName === field.relationName && !(field.type === model && f.name === field.name),
+  );
+  const oppositeDeclared = opposite === undefined ? undefined : declared.get(field.type)?.get(opposite.name);
+  if (oppositeDeclared === undefined || oppositeDeclared.fields.length === 0) {
+    return { ...base, holdsForeignKey: false, on: [], problem: `${model}.${field.name} is an implicit many-to-many relation (no foreign key on either side)` };
+  }
+  const on = pairs(relatedModel, oppositeDeclared.fields, ownModel, oppositeDeclared.references);
+  if (on) return { ...base, holdsForeignKey: false, on: on.map((p) => ({ own: p.to, related: p.from })) };
+  return { ...base, holdsForeignKey: false, on: [], problem: `cannot read the foreign key of ${field.type}.${opposite?.name ?? '?'} from the schema` };
 }
 
 function adapterSchema(client: object): string | undefined {

@@ -1,18 +1,26 @@
 import { describe } from '../core/duration.js';
 import { InvalidLockArgumentError } from '../core/errors.js';
-import type { OrderTerm, SetItem } from '../core/row-lock.js';
+import { type OrderTerm, type SetItem, qualifiedTable } from '../core/row-lock.js';
 import { type SqlFragment, SqlBuilder } from '../core/sql-fragment.js';
 import { quoteIdent } from '../core/sql.js';
-import type { PrismaModelInfo, PrismaScalarField } from './prisma-model.js';
+import type { PrismaModelInfo, PrismaRelationField, PrismaScalarField } from './prisma-model.js';
 
 /**
  * Translates a Prisma `where` on one model into SQL, producing the same predicate Prisma's own
  * query compiler writes for `findMany` (the test suite checks this against `findMany` on generated
  * filters). Covered: scalar fields (shorthand values, `equals`, `in`, `notIn`, `lt`, `lte`, `gt`,
  * `gte`, `not`, `contains`, `startsWith`, `endsWith`, `mode: 'insensitive'`, null checks), Json
- * `equals` / `not`, compound unique keys (`orgId_userId: { … }`), and `AND` / `OR` / `NOT`.
- * Anything else (relation filters, list filters, full-text search, Json paths) is refused with an
- * {@link InvalidLockArgumentError} that names it: a lock must never run a wider query than asked.
+ * `equals` / `not`, compound unique keys (`orgId_userId: { … }`), `AND` / `OR` / `NOT`, and
+ * relation filters: to-one (`author: { is | isNot }`, the shorthand `author: { …filters }`,
+ * `author: null`) and to-many (`posts: { some | every | none }`), nested to any depth.
+ * Anything else (list filters, full-text search, Json paths, implicit many-to-many relations) is
+ * refused with an {@link InvalidLockArgumentError} that names it: a lock must never run a wider
+ * query than asked.
+ *
+ * Columns of the model are qualified with its table name (as `FROM` names it, unaliased), so the
+ * predicate also reads right in a statement that joins other tables. A relation filter is an
+ * `EXISTS (SELECT 1 FROM <related> AS ormlock_rN WHERE <join> AND …)` sub-select: it reads the
+ * related rows and never locks them (a locking clause does not reach into sub-selects).
  *
  * Like Prisma, `contains` / `startsWith` / `endsWith` and insensitive `equals` pass the value to
  * `LIKE` / `ILIKE` as it is, so `%` and `_` in it act as wildcards.
@@ -20,8 +28,39 @@ import type { PrismaModelInfo, PrismaScalarField } from './prisma-model.js';
 export function translateWhere(info: PrismaModelInfo, where: unknown): SqlFragment | undefined {
   if (where === undefined) return undefined;
   const builder = new SqlBuilder();
-  const text = whereInput(builder, info, where, 'where', true);
+  const scope: Scope = { builder, info, ref: quoteIdent(info.table.name), aliases: aliasMaker('ormlock_r', info.table.name), exact: false };
+  const text = whereInput(scope, where, 'where', true);
   return text === EMPTY ? undefined : { text, params: builder.params };
+}
+
+/**
+ * A fresh alias on each call (`ormlock_r1`, `ormlock_r2` …), never the one name it must not
+ * shadow: the table the outer query names unaliased.
+ */
+export function aliasMaker(prefix: string, avoid: string): () => string {
+  let counter = 0;
+  return () => {
+    let alias: string;
+    do alias = `${prefix}${++counter}`;
+    while (alias === avoid);
+    return alias;
+  };
+}
+
+/** Where a filter is being translated: the model, how its table is referenced here, and the shared parameters and aliases. */
+interface Scope {
+  readonly builder: SqlBuilder;
+  readonly info: PrismaModelInfo;
+  /** The model's table as this level of the statement names it: the quoted table name, or a sub-select's alias. */
+  readonly ref: string;
+  readonly aliases: () => string;
+  /**
+   * Whether an unknown (NULL) result must stay NULL rather than count as false: under `NOT` (and
+   * inside `isNot` and `every`, which negate their filter) NULL and false part ways. Prisma writes
+   * to-one relation filters as joins, so a related row whose filter is NULL makes the relation
+   * filter NULL; where that shows, the translation must keep it (see {@link toOne}).
+   */
+  readonly exact: boolean;
 }
 
 /**
@@ -48,21 +87,25 @@ function and(parts: Condition[]): Condition {
   return `(${kept.join(' AND ')})`;
 }
 
-function whereInput(builder: SqlBuilder, info: PrismaModelInfo, where: unknown, path: string, root = false): Condition {
+function whereInput(scope: Scope, where: unknown, path: string, root = false): Condition {
   if (!isPlainObject(where)) throw new InvalidLockArgumentError(path, `expected an object of filters, got ${describe(where)}`);
+  const { info } = scope;
   const parts: Condition[] = [];
   for (const [key, value] of Object.entries(where)) {
     if (value === undefined) continue;
     const at = `${path}.${key}`;
-    if (key === 'AND') parts.push(and(listOf(value, at).map((item, i) => whereInput(builder, info, item, `${at}[${i}]`))));
-    else if (key === 'OR') parts.push(or(listOf(value, at).map((item, i) => whereInput(builder, info, item, `${at}[${i}]`)), root));
+    if (key === 'AND') parts.push(and(listOf(value, at).map((item, i) => whereInput(scope, item, `${at}[${i}]`))));
+    else if (key === 'OR') parts.push(or(listOf(value, at).map((item, i) => whereInput(scope, item, `${at}[${i}]`)), root));
     else if (key === 'NOT') {
-      if (Array.isArray(value)) parts.push(and(value.map((item, i) => not(whereInput(builder, info, item, `${at}[${i}]`)))));
-      else parts.push(not(whereInput(builder, info, value, at)));
+      const negated = { ...scope, exact: true };
+      if (Array.isArray(value)) parts.push(and(value.map((item, i) => not(whereInput(negated, item, `${at}[${i}]`)))));
+      else parts.push(not(whereInput(negated, value, at)));
     } else {
       const field = info.fields.get(key);
-      if (field) parts.push(fieldFilter(builder, field, value, at));
-      else parts.push(compoundKey(builder, info, key, value, at));
+      const relation = field ? undefined : info.relations.get(key);
+      if (field) parts.push(fieldFilter(scope, field, value, at));
+      else if (relation) parts.push(relationFilter(scope, relation, value, at));
+      else parts.push(compoundKey(scope, key, value, at));
     }
   }
   return and(parts);
@@ -86,7 +129,8 @@ function not(part: Condition): Condition {
 }
 
 /** `orgId_userId: { orgId: 1, userId: 2 }`: the default name of a compound id or unique key. */
-function compoundKey(builder: SqlBuilder, info: PrismaModelInfo, key: string, value: unknown, path: string): Condition {
+function compoundKey(scope: Scope, key: string, value: unknown, path: string): Condition {
+  const { info } = scope;
   const names = key.split('_');
   const isCompound =
     names.length > 1 &&
@@ -97,11 +141,106 @@ function compoundKey(builder: SqlBuilder, info: PrismaModelInfo, key: string, va
   if (!isCompound) {
     throw new InvalidLockArgumentError(
       path,
-      `unsupported filter: ${describe(key)} is not a scalar field of ${info.name} (relation filters and custom-named compound keys are not supported by $lock; lock by the scalar columns instead)`,
+      `unsupported filter: ${describe(key)} is neither a field nor a relation of ${info.name} (custom-named compound keys are not supported by $lock; filter by the fields instead)`,
     );
   }
   const record = value as Record<string, unknown>;
-  return and(names.map((name) => equalsValue(builder, info.fields.get(name) as PrismaScalarField, record[name], `${path}.${name}`, false)));
+  return and(names.map((name) => equalsValue(scope, info.fields.get(name) as PrismaScalarField, record[name], `${path}.${name}`, false)));
+}
+
+const TO_ONE_KEYS = new Set(['is', 'isNot']);
+const TO_MANY_KEYS = new Set(['some', 'every', 'none']);
+
+/**
+ * A relation filter. To-one: `{ is }`, `{ isNot }`, `null`, or the related model's filters as
+ * they are (the shorthand for `is`). To-many: `{ some }`, `{ every }`, `{ none }`.
+ */
+function relationFilter(scope: Scope, relation: PrismaRelationField, value: unknown, path: string): Condition {
+  if (relation.problem !== undefined) throw new InvalidLockArgumentError(path, `unsupported filter: ${relation.problem}`);
+  if (relation.isList) return toMany(scope, relation, value, path);
+  if (value === null) return isNull(scope, relation);
+  if (!isPlainObject(value)) throw new InvalidLockArgumentError(path, `filter the relation ${relation.name} with { is }, { isNot }, null or ${relation.model}'s own filters, got ${describe(value)}`);
+  const keys = Object.keys(value).filter((key) => value[key] !== undefined);
+  const target = relation.target();
+  const wrapped = keys.length > 0 && keys.every((key) => TO_ONE_KEYS.has(key) && !target.fields.has(key) && !target.relations.has(key));
+  // The shorthand with nothing in it filters nothing, as in Prisma; `{ is: {} }` or `{ AND: [] }`
+  // asks for a related row.
+  if (keys.length === 0) return EMPTY;
+  if (!wrapped) return toOne(scope, relation, value, path, 'is');
+  const parts: Condition[] = [];
+  for (const key of keys) {
+    const nested = value[key];
+    const at = `${path}.${key}`;
+    if (key === 'is') parts.push(nested === null ? isNull(scope, relation) : toOne(scope, relation, nested, at, 'is'));
+    else parts.push(nested === null ? not(isNull(scope, relation)) : toOne(scope, relation, nested, at, 'isNot'));
+  }
+  return and(parts);
+}
+
+/** A sub-select on the related table, under a fresh alias, and the condition joining it to this row. */
+function subSelect(scope: Scope, relation: PrismaRelationField): { from: string; join: string; alias: string } {
+  const alias = quoteIdent(scope.aliases());
+  const join = relation.on.map((pair) => `${alias}.${quoteIdent(pair.related)} = ${scope.ref}.${quoteIdent(pair.own)}`).join(' AND ');
+  return { from: `FROM ${qualifiedTable(relation.target().table)} AS ${alias}`, join, alias };
+}
+
+/** `filter` on the related model, translated inside a sub-select aliased `alias` (a fresh top-level `where`). */
+function relatedWhere(scope: Scope, relation: PrismaRelationField, alias: string, where: unknown, path: string, exact: boolean): Condition {
+  return whereInput({ ...scope, info: relation.target(), ref: alias, exact }, where, path, true);
+}
+
+function exists(from: string, conditions: Condition[]): string {
+  return `EXISTS (SELECT 1 ${from} WHERE ${and(conditions) as string})`;
+}
+
+/**
+ * `is` / `isNot` on a to-one relation. Prisma joins the related row: `is` is "there is one, and
+ * the filter holds on it", `isNot` is "there is none, or NOT filter on it", so a filter that is
+ * NULL on the related row makes both NULL. Where NULL and false read the same (no `NOT` above),
+ * this is an `EXISTS` the planner can turn into a semi-join; elsewhere the filter's own value is
+ * read with a scalar sub-select (a to-one relation has at most one related row), keeping the NULL.
+ */
+function toOne(scope: Scope, relation: PrismaRelationField, where: unknown, path: string, kind: 'is' | 'isNot'): Condition {
+  const row = subSelect(scope, relation);
+  const filter = relatedWhere(scope, relation, row.alias, where, path, scope.exact || kind === 'isNot');
+  if (filter === EMPTY) return kind === 'is' ? exists(row.from, [row.join]) : `(NOT ${exists(row.from, [row.join])})`;
+  if (!scope.exact && kind === 'is') return exists(row.from, [row.join, filter]);
+  const any = subSelect(scope, relation);
+  const present = exists(any.from, [any.join]);
+  if (!scope.exact) return `((NOT ${present}) OR ${exists(row.from, [row.join, `(NOT ${filter})`])})`;
+  const value = `(SELECT ${filter} ${row.from} WHERE ${row.join} LIMIT 1)`;
+  return kind === 'is' ? `(${present} AND ${value})` : `((NOT ${present}) OR (NOT ${value}))`;
+}
+
+/**
+ * `some` / `every` / `none` on a to-many relation, as `EXISTS` / `NOT EXISTS`: always true or
+ * false, as Prisma's sub-selects are. `every` is "no related row fails the filter"; a row the
+ * filter is NULL for does not fail it.
+ */
+function toMany(scope: Scope, relation: PrismaRelationField, value: unknown, path: string): Condition {
+  if (!isPlainObject(value)) throw new InvalidLockArgumentError(path, `filter the to-many relation ${relation.name} with { some }, { every } or { none }, got ${describe(value)}`);
+  const parts: Condition[] = [];
+  for (const [key, where] of Object.entries(value)) {
+    if (where === undefined) continue;
+    const at = `${path}.${key}`;
+    if (!TO_MANY_KEYS.has(key)) throw new InvalidLockArgumentError(at, `unsupported filter on the to-many relation ${relation.name} (expected some, every or none)`);
+    const sub = subSelect(scope, relation);
+    const filter = relatedWhere(scope, relation, sub.alias, where, at, key === 'every');
+    if (key === 'some') parts.push(exists(sub.from, [sub.join, filter]));
+    else if (key === 'none') parts.push(`(NOT ${exists(sub.from, [sub.join, filter])})`);
+    else parts.push(filter === EMPTY ? TRUE : `(NOT ${exists(sub.from, [sub.join, `(NOT ${filter})`])})`);
+  }
+  return and(parts);
+}
+
+/**
+ * `relation: null` / `{ is: null }`: on the side holding the foreign key, its columns are all NULL
+ * (what Prisma checks); on the other side, no row points here.
+ */
+function isNull(scope: Scope, relation: PrismaRelationField): Condition {
+  if (relation.holdsForeignKey) return and(relation.on.map((pair) => `${scope.ref}.${quoteIdent(pair.own)} IS NULL`));
+  const sub = subSelect(scope, relation);
+  return `(NOT ${exists(sub.from, [sub.join])})`;
 }
 
 const FILTER_KEYS = new Set(['equals', 'in', 'notIn', 'lt', 'lte', 'gt', 'gte', 'not', 'contains', 'startsWith', 'endsWith', 'mode']);
@@ -122,10 +261,10 @@ function isDecimalLike(value: unknown): boolean {
   );
 }
 
-function fieldFilter(builder: SqlBuilder, field: PrismaScalarField, value: unknown, path: string): Condition {
+function fieldFilter(scope: Scope, field: PrismaScalarField, value: unknown, path: string): Condition {
   if (field.isList) throw new InvalidLockArgumentError(path, `unsupported filter: list field ${field.name} (has, hasEvery …) is not supported by $lock`);
-  if (field.type === 'Json') return jsonFilter(builder, field, value, path);
-  if (value === null || !isPlainObject(value) || isValueObject(value)) return equalsValue(builder, field, value, path, false);
+  if (field.type === 'Json') return jsonFilter(scope, field, value, path);
+  if (value === null || !isPlainObject(value) || isValueObject(value)) return equalsValue(scope, field, value, path, false);
   const filter = value;
   for (const key of Object.keys(filter)) {
     if (!FILTER_KEYS.has(key)) throw new InvalidLockArgumentError(`${path}.${key}`, `unsupported filter on ${field.name}`);
@@ -141,39 +280,40 @@ function fieldFilter(builder: SqlBuilder, field: PrismaScalarField, value: unkno
   const parts: Condition[] = [];
   for (const [key, operand] of Object.entries(filter)) {
     if (operand === undefined || key === 'mode') continue;
-    if (key === 'not') parts.push(notFilter(builder, field, operand, `${path}.not`, insensitive));
-    else parts.push(operator(builder, field, key, operand, `${path}.${key}`, insensitive));
+    if (key === 'not') parts.push(notFilter(scope, field, operand, `${path}.not`, insensitive));
+    else parts.push(operator(scope, field, key, operand, `${path}.${key}`, insensitive));
   }
   return and(parts);
 }
 
-function notFilter(builder: SqlBuilder, field: PrismaScalarField, operand: unknown, path: string, insensitive: boolean): Condition {
-  if (operand === null) return `${col(field)} IS NOT NULL`;
-  if (!isPlainObject(operand) || isValueObject(operand)) return equalsValue(builder, field, operand, path, insensitive, true);
+function notFilter(scope: Scope, field: PrismaScalarField, operand: unknown, path: string, insensitive: boolean): Condition {
+  if (operand === null) return `${col(scope, field)} IS NOT NULL`;
+  if (!isPlainObject(operand) || isValueObject(operand)) return equalsValue(scope, field, operand, path, insensitive, true);
   const parts: Condition[] = [];
   for (const [key, nested] of Object.entries(operand)) {
     if (nested === undefined) continue;
     if (!NESTED_NOT_KEYS.has(key)) throw new InvalidLockArgumentError(`${path}.${key}`, `unsupported filter inside not on ${field.name}`);
     if (STRING_ONLY.has(key) && field.type !== 'String') throw new InvalidLockArgumentError(`${path}.${key}`, `only applies to String fields, and ${field.name} is ${field.type}`);
-    parts.push(operator(builder, field, key, nested, `${path}.${key}`, insensitive, true));
+    parts.push(operator(scope, field, key, nested, `${path}.${key}`, insensitive, true));
   }
   return and(parts);
 }
 
-function col(field: PrismaScalarField): string {
-  return quoteIdent(field.column);
+function col(scope: Scope, field: PrismaScalarField): string {
+  return `${scope.ref}.${quoteIdent(field.column)}`;
 }
 
-function operator(builder: SqlBuilder, field: PrismaScalarField, key: string, operand: unknown, path: string, insensitive: boolean, negate = false): string {
+function operator(scope: Scope, field: PrismaScalarField, key: string, operand: unknown, path: string, insensitive: boolean, negate = false): string {
+  const { builder } = scope;
   switch (key) {
     case 'equals':
-      return equalsValue(builder, field, operand, path, insensitive, negate);
+      return equalsValue(scope, field, operand, path, insensitive, negate);
     case 'in':
     case 'notIn': {
       if (!Array.isArray(operand)) throw new InvalidLockArgumentError(path, `expected an array, got ${describe(operand)}`);
       const excluded = (key === 'notIn') !== negate;
       if (operand.length === 0) return excluded ? TRUE : FALSE;
-      const target = insensitive ? `LOWER(${col(field)})` : col(field);
+      const target = insensitive ? `LOWER(${col(scope, field)})` : col(scope, field);
       const items = operand.map((item, i) => {
         const param = builder.param(scalarValue(field, item, `${path}[${i}]`));
         return insensitive ? `LOWER(${param}::text)` : param;
@@ -186,7 +326,7 @@ function operator(builder: SqlBuilder, field: PrismaScalarField, key: string, op
     case 'gte': {
       const param = builder.param(scalarValue(field, operand, path));
       const op = { lt: '<', lte: '<=', gt: '>', gte: '>=' }[key];
-      const text = insensitive ? `LOWER(${col(field)}) ${op} LOWER(${param}::text)` : `${col(field)} ${op} ${param}`;
+      const text = insensitive ? `LOWER(${col(scope, field)}) ${op} LOWER(${param}::text)` : `${col(scope, field)} ${op} ${param}`;
       return negate ? `(NOT ${text})` : text;
     }
     case 'contains':
@@ -195,21 +335,22 @@ function operator(builder: SqlBuilder, field: PrismaScalarField, key: string, op
       const param = `${builder.param(scalarValue(field, operand, path))}::text`;
       const pattern = key === 'contains' ? `('%' || ${param} || '%')` : key === 'startsWith' ? `(${param} || '%')` : `('%' || ${param})`;
       const like = `${negate ? 'NOT ' : ''}${insensitive ? 'ILIKE' : 'LIKE'}`;
-      return `${insensitive ? col(field) : `${col(field)}::text`} ${like} ${pattern}`;
+      return `${insensitive ? col(scope, field) : `${col(scope, field)}::text`} ${like} ${pattern}`;
     }
     default:
       throw new InvalidLockArgumentError(path, `unsupported filter on ${field.name}`);
   }
 }
 
-function equalsValue(builder: SqlBuilder, field: PrismaScalarField, value: unknown, path: string, insensitive: boolean, negate = false): string {
-  if (value === null) return `${col(field)} IS ${negate ? 'NOT ' : ''}NULL`;
+function equalsValue(scope: Scope, field: PrismaScalarField, value: unknown, path: string, insensitive: boolean, negate = false): string {
+  const { builder } = scope;
+  if (value === null) return `${col(scope, field)} IS ${negate ? 'NOT ' : ''}NULL`;
   const param = builder.param(scalarValue(field, value, path));
-  if (insensitive) return `${col(field)} ${negate ? 'NOT ILIKE' : 'ILIKE'} ${param}::text`;
-  return `${col(field)} ${negate ? '<>' : '='} ${param}`;
+  if (insensitive) return `${col(scope, field)} ${negate ? 'NOT ILIKE' : 'ILIKE'} ${param}::text`;
+  return `${col(scope, field)} ${negate ? '<>' : '='} ${param}`;
 }
 
-function jsonFilter(builder: SqlBuilder, field: PrismaScalarField, value: unknown, path: string): Condition {
+function jsonFilter(scope: Scope, field: PrismaScalarField, value: unknown, path: string): Condition {
   if (!isPlainObject(value)) throw new InvalidLockArgumentError(path, `filter Json field ${field.name} with { equals } or { not }`);
   const parts: Condition[] = [];
   for (const [key, operand] of Object.entries(value)) {
@@ -218,7 +359,7 @@ function jsonFilter(builder: SqlBuilder, field: PrismaScalarField, value: unknow
     if (operand === null || typeof operand === 'symbol' || (typeof operand === 'object' && !Array.isArray(operand) && !isPlainObject(operand))) {
       throw new InvalidLockArgumentError(`${path}.${key}`, 'Json null filters (Prisma.JsonNull / DbNull / AnyNull) are not supported by $lock');
     }
-    parts.push(`${col(field)}::jsonb ${key === 'equals' ? '=' : '<>'} ${builder.param(JSON.stringify(operand))}::jsonb`);
+    parts.push(`${col(scope, field)}::jsonb ${key === 'equals' ? '=' : '<>'} ${scope.builder.param(JSON.stringify(operand))}::jsonb`);
   }
   return and(parts);
 }

@@ -1,7 +1,10 @@
 import type { Prisma } from '@prisma/client/extension';
+import { describe } from '../core/duration.js';
+import { InvalidLockArgumentError } from '../core/errors.js';
 import type { Row } from '../core/executor.js';
 import {
   ROW_LOCK_OPTION_NAMES,
+  type RowJoin,
   type RowLockOptions,
   type RowLockStrength,
   checkOptionNames,
@@ -13,7 +16,7 @@ import {
 import type { LockBinding } from '../core/run-under-lock.js';
 import { type TableLockOptions, lockTables, planTableLock } from '../core/table-lock.js';
 import { type PrismaModelInfo, toModelRows } from './prisma-model.js';
-import { translateOrderBy, translateSet, translateWhere } from './prisma-where.js';
+import { aliasMaker, translateOrderBy, translateSet, translateWhere } from './prisma-where.js';
 
 /**
  * The model names of Prisma client type `C` (`'Account' | 'Job' …`), read from its model
@@ -35,9 +38,26 @@ export type PrismaWhere<C, M extends string> = FindManyArgsOf<C, M> extends { wh
 /** The `orderBy` of model `M`, as `findMany` takes it. */
 export type PrismaOrderBy<C, M extends string> = FindManyArgsOf<C, M> extends { orderBy?: infer O } ? O : never;
 
+/**
+ * The to-one relation fields of model `M` (`'fromAccount' | 'toAccount' | …`): those `of` can
+ * lock. `string` when the client type is not known.
+ */
+export type PrismaToOneRelation<C, M extends string> = unknown extends C
+  ? string
+  : Prisma.Payload<C[Uncapitalize<M> & keyof C]> extends {
+        /** The model's relation fields, in Prisma's payload type (a list type for a to-many relation). */
+        objects: infer O;
+      }
+    ? { [K in keyof O & string]: O[K] extends readonly unknown[] ? never : K }[keyof O & string]
+    : never;
+
 /** What `tx.$lock.row(model, query)` takes. */
 export type PrismaRowQuery<C, M extends string> = {
-  /** Which rows, as in `findMany` (scalar filters, `AND` / `OR` / `NOT`; see the README for the list). */
+  /**
+   * Which rows, as in `findMany`: scalar filters, `AND` / `OR` / `NOT`, and relation filters
+   * (`fromAccount: { owner: 'ann' }`, `{ is }`, `{ isNot }`, `null`, `{ some | every | none }`),
+   * which read the related rows without locking them (see the README for the list).
+   */
   readonly where?: PrismaWhere<C, M>;
   /** The order rows are locked and returned in. Lock in a fixed order to avoid deadlocks. */
   readonly orderBy?: PrismaOrderBy<C, M>;
@@ -45,11 +65,29 @@ export type PrismaRowQuery<C, M extends string> = {
   readonly take?: number;
   /** Skip this many rows first. */
   readonly skip?: number;
+  /**
+   * To-one relations whose rows are locked too, in the same statement and with the same
+   * `strength` / `nowait` / `skipLocked` (`SELECT … FROM transfers JOIN accounts … FOR UPDATE OF
+   * transfers, <accounts alias>`). The model's own rows are always locked; its own name may be
+   * listed and changes nothing. The rows returned are still the model's own, one per row.
+   *
+   * Each relation is an inner join (PostgreSQL cannot lock the nullable side of an outer join):
+   * a row whose optional relation is empty is not selected. Relations only filtered in `where`
+   * are read, never locked. To-many relations cannot be listed: lock those rows with a `row()`
+   * of their own model.
+   *
+   * @example
+   * ```ts
+   * // The transfer and both of its accounts, in one statement.
+   * const [transfer] = await tx.$lock.row('Transfer', { where: { id }, of: ['fromAccount', 'toAccount'] });
+   * ```
+   */
+  readonly of?: readonly NoInfer<PrismaToOneRelation<C, M> | M>[];
 } & RowLockOptions;
 
 /** What `tx.$lock.claim(model, query)` takes. */
 export interface PrismaClaimQuery<C, M extends string> {
-  /** Which rows may be claimed, as in `findMany` (e.g. `{ status: 'pending' }`). */
+  /** Which rows may be claimed, as in `findMany` (e.g. `{ status: 'pending' }`; relation filters too). A claim takes no `of`: it locks the rows it claims only. */
   readonly where?: PrismaWhere<C, M>;
   /** Which rows to claim first (e.g. `{ id: 'asc' }` for FIFO). */
   readonly orderBy?: PrismaOrderBy<C, M>;
@@ -75,6 +113,19 @@ export interface PrismaRowLocks<C> {
    *   // Lock both accounts in id order, so two opposite transfers cannot deadlock.
    *   const [a, b] = await tx.$lock.row('Account', { where: { id: { in: [from, to] } }, orderBy: { id: 'asc' } });
    *   …
+   * });
+   * ```
+   *
+   * Relation filters in `where` read related rows without locking them; `of` locks to-one
+   * related rows too, in the same statement (inner joins: a row whose optional relation is empty
+   * is not selected).
+   *
+   * @example
+   * ```ts
+   * // A pending transfer, and both of its accounts.
+   * const [transfer] = await tx.$lock.row('Transfer', {
+   *   where: { id, status: 'pending', fromAccount: { owner: { not: 'frozen' } } },
+   *   of: ['fromAccount', 'toAccount'],
    * });
    * ```
    */
@@ -108,8 +159,38 @@ export interface PrismaRowLocks<C> {
   model(models: PrismaModelName<C> | readonly PrismaModelName<C>[], options?: TableLockOptions): Promise<void>;
 }
 
-const ROW_OPTIONS = [...ROW_LOCK_OPTION_NAMES, 'where', 'orderBy', 'take', 'skip'];
+const ROW_OPTIONS = [...ROW_LOCK_OPTION_NAMES, 'where', 'orderBy', 'take', 'skip', 'of'];
 const CLAIM_OPTIONS = ['where', 'orderBy', 'take', 'set', 'strength'];
+
+/**
+ * The joins that lock the relations `of` names. Names are checked against the model's relations
+ * (the SQL uses the data model's column names and aliases of ormlock's own, never caller text).
+ */
+function joinsOf(info: PrismaModelInfo, of: unknown): RowJoin[] | undefined {
+  if (of === undefined) return undefined;
+  if (!Array.isArray(of)) throw new InvalidLockArgumentError('query.of', `expected an array of relation names, got ${describe(of)}`);
+  const lockable = [...info.relations.values()].filter((relation) => !relation.isList && relation.problem === undefined).map((relation) => `'${relation.name}'`);
+  const alias = aliasMaker('ormlock_j', info.table.name);
+  const joins: RowJoin[] = [];
+  const seen = new Set<unknown>();
+  of.forEach((name: unknown, index) => {
+    const at = `query.of[${index}]`;
+    if (typeof name !== 'string') throw new InvalidLockArgumentError(at, `expected a relation name, got ${describe(name)}`);
+    if (seen.has(name)) return;
+    seen.add(name);
+    const relation = info.relations.get(name);
+    if (relation === undefined) {
+      if (name === info.name) return;
+      throw new InvalidLockArgumentError(at, `${describe(name)} is not a relation of ${info.name} (to-one relations: ${lockable.join(', ') || 'none'})`);
+    }
+    if (relation.isList) {
+      throw new InvalidLockArgumentError(at, `${name} is a to-many relation; of locks to-one relations only (lock those rows with a row() of ${relation.model})`);
+    }
+    if (relation.problem !== undefined) throw new InvalidLockArgumentError(at, `cannot lock ${name}: ${relation.problem}`);
+    joins.push({ table: relation.target().table, alias: alias(), on: relation.on });
+  });
+  return joins;
+}
 
 /** Builds `row`, `claim` and `model` over a binding resolved at each call. */
 export function prismaRowLocks<Tx, TxOptions>(
@@ -124,6 +205,7 @@ export function prismaRowLocks<Tx, TxOptions>(
       const spec = {
         table: info.table,
         columns: info.columns,
+        joins: joinsOf(info, opts['of']),
         where: translateWhere(info, opts['where']),
         orderBy: translateOrderBy(info, opts['orderBy']),
         limit: countOption(opts['take'], 'query.take'),
@@ -133,6 +215,9 @@ export function prismaRowLocks<Tx, TxOptions>(
     },
     async claim(model, query) {
       const info = resolveModel(model);
+      if (typeof query === 'object' && query !== null && Object.hasOwn(query, 'of')) {
+        throw new InvalidLockArgumentError('query.of', 'claim() takes no of: it locks the rows it claims only; lock their related rows with row() in the same transaction');
+      }
       const opts = checkOptionNames(query, CLAIM_OPTIONS, 'query');
       const { strength = 'update' } = opts;
       const spec = {

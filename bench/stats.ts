@@ -21,6 +21,17 @@ export async function sample(op: (i: number) => Promise<unknown>, count: number)
 }
 
 /**
+ * The cases in the order of round `round`: rotated by one place each round, so that every case
+ * runs first, second, … equally often. Position matters: a case that runs right after others
+ * inherits their garbage (dead index entries of claimed jobs, deleted lease rows) and their
+ * checkpoints, and in a fixed order the later cases would always pay for it.
+ */
+function rotated<T>(entries: T[], round: number): T[] {
+  const by = round % Math.max(1, entries.length);
+  return [...entries.slice(by), ...entries.slice(0, by)];
+}
+
+/**
  * Runs named cases in `rounds` alternating rounds of `perRound` calls each and summarizes each.
  * `scale` shrinks the calls of a slow case (e.g. `{ 'advisory-lock': 0.2 }`) so it does not eat
  * the time budget; it still runs in every round.
@@ -37,7 +48,7 @@ export async function compare(
     samples[name] = [];
   }
   for (let round = 0; round < rounds; round += 1) {
-    for (const [name, op] of Object.entries(cases)) samples[name]!.push(...(await sample(op, n(name, perRound))));
+    for (const [name, op] of rotated(Object.entries(cases), round)) samples[name]!.push(...(await sample(op, n(name, perRound))));
   }
   return Object.fromEntries(
     Object.entries(samples).map(([name, list]) => {
@@ -75,7 +86,7 @@ export async function compareConcurrent(
     wallMs[name] = 0;
   }
   for (let round = 0; round < rounds; round += 1) {
-    for (const [name, ops] of Object.entries(cases)) {
+    for (const [name, ops] of rotated(Object.entries(cases), round)) {
       const { wall, lists } = await runRound(ops, n(name, perClient), warmup + round * perClient);
       for (const list of lists) samples[name]!.push(...list);
       wallMs[name]! += wall;

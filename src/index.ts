@@ -45,6 +45,7 @@ export { LeaseLostError, LeaseTableMissingError, type LeaseLostReason } from './
 export {
   type Lease,
   type LeaseOptions,
+  type LeasePrioritizeOptions,
   type WithLeaseOptions,
   type LeaderOptions,
   type Leadership,

@@ -8,7 +8,7 @@
  */
 import { describe, expect, test } from 'vitest';
 import { LockReleaseError, SessionLockUnsupportedError } from '../src/index.js';
-import { $lock } from '../src/pg/index.js';
+import { $lock, ensureLeaseTable } from '../src/pg/index.js';
 import { type TestDatabase, useTestDatabase } from './helpers/database.js';
 import { transactionPooling } from './helpers/pooler.js';
 
@@ -123,6 +123,31 @@ describe.runIf(transactionPooling())('through pgbouncer in transaction mode', ()
       await squatter.query('COMMIT');
     }
     expect(await holders()).toEqual([]);
+  });
+
+  test('leases on a pool not declared pooling: "transaction" fall back from named statements to unnamed ones, and every call succeeds', async () => {
+    const pool = db.pool({ max: 1 });
+    await ensureLeaseTable(pool);
+    try {
+      // Not declared: ormlock sends its lease statements by name, and pgbouncer (before 1.21, or
+      // without max_prepared_statements) runs the next use of a name on whichever backend is free.
+      const locks = $lock(pool);
+      await (await locks.lease('pooled:named', { ttl: '10s' })).release();
+      const first = Number((await pool.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]?.pid);
+      const squatter = await takeBackend(first);
+      try {
+        for (let i = 0; i < 10; i++) {
+          const lease = await locks.lease('pooled:named', { ttl: '10s' });
+          expect(lease.state).toBe('held');
+          await lease.release();
+        }
+      } finally {
+        await squatter.query('ROLLBACK');
+      }
+      expect(await locks.getLease('pooled:named')).toBeNull();
+    } finally {
+      await pool.end();
+    }
   });
 
   test('transaction-scoped locks serialize work through the pooler', async () => {

@@ -43,6 +43,25 @@ describe('lease() types', () => {
     void prisma.$lock.lease('job', { ttl: '5 minutes' });
     // @ts-expect-error leader needs onElected
     void pgLock(pool).leader('x', {});
+    // @ts-expect-error a leader election does not take leadership by force
+    void pgLock(pool).leader('x', { onElected: () => {}, prioritize: { action: 'terminate' } });
+    // @ts-expect-error takeOver is a boolean or a function of the holder
+    void prisma.$lock.lease('job', { wait: '5s', prioritize: { action: 'cancel', takeOver: 'always' } });
+  });
+
+  test('prioritized waits: the holder predicate and the callback get the lease record', () => {
+    void drizzleLock(db).lease('deploy', {
+      wait: '1m',
+      prioritize: {
+        action: 'terminate',
+        every: '500ms',
+        takeOver: (holder) => {
+          expectTypeOf(holder).toEqualTypeOf<LeaseRecord>();
+          return holder.owner.startsWith('cron:');
+        },
+        onTakeOver: (previous) => expectTypeOf(previous.fencingToken).toEqualTypeOf<bigint>(),
+      },
+    });
   });
 
   test('Drizzle schema objects and the fencing helper', () => {

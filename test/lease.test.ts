@@ -13,8 +13,9 @@ import {
   ensureLeaseTable,
   fencingCondition,
 } from '../src/index.js';
-import { LeaseHost } from '../src/core/lease-host.js';
+import { LeaseHost, leaseHostOf } from '../src/core/lease-host.js';
 import { leaseTableNames } from '../src/core/lease-schema.js';
+import { ownerChannel } from '../src/core/lease-sql.js';
 import { $lock as drizzleLockOf } from '../src/drizzle/index.js';
 import { $lock as pgLockOf } from '../src/pg/index.js';
 import { lockExtension as lockExtensionOf } from '../src/prisma/index.js';
@@ -472,13 +473,18 @@ describe('refusals and tokens', () => {
       // The payload of a handoff: `[name, new owner, token, expires_ms]`.
       const heard: string[] = [];
       listener.on('notification', (message) => heard.push((JSON.parse(message.payload ?? '[]') as string[])[0] ?? ''));
+      // Each process is sent only the handoffs to itself, on a channel of its own; none go to the
+      // table's channel itself.
       await listener.query('LISTEN ormlock_lease');
       const locks = pgLock(pool);
       const alone = await locks.lease('notify:alone', { ttl: '10s' });
+      await listener.query(`LISTEN "${ownerChannel('ormlock_lease', alone.owner)}"`);
       await alone.release();
       const held = await locks.lease('notify:waited', { ttl: '60s' });
       const waiting = pgLock(db.pool({ max: 2 })).lease('notify:waited', { wait: '30s' });
       await untilWaiting(1);
+      const [entry] = await db.query<{ owner: string }>(`SELECT jsonb_object_keys(data) AS owner FROM ormlock_leases WHERE name = chr(1) || 'line:notify:waited'`);
+      await listener.query(`LISTEN "${ownerChannel('ormlock_lease', entry!.owner)}"`);
       await held.release();
       await (await waiting).release();
       await until(async () => heard.length > 0, 'a notification');
@@ -571,6 +577,85 @@ describe('refusals and tokens', () => {
       expect(error).toBeInstanceOf(LeaseTableMissingError);
       expect((error as Error).message).toContain('npx ormlock migrate');
       await expect(locks.getLease('x')).rejects.toBeInstanceOf(LeaseTableMissingError);
+    }
+  });
+
+  test('a handoff heard while the last try was on its way wakes the waiter at once, not at its next retry', async () => {
+    // The NOTIFY of a handoff can arrive after a try was sent (which did not see the handoff) and
+    // before the waiter goes to sleep: the sleep must start woken.
+    let deliver: ((payload: string) => void) | undefined;
+    const host = new LeaseHost({
+      executor: { query: async (text, params) => (await pool.query(text, params as unknown[])).rows as never[], inTransaction: false },
+      table: leaseTableNames(),
+      notify: {
+        listen: async (_channel, onNotify) => {
+          deliver = onNotify;
+          return async () => {};
+        },
+      },
+    });
+    const leave = await host.enqueue('heard-early', undefined);
+    const stop = await host.startWaiting();
+    try {
+      deliver!(JSON.stringify(['heard-early', host.owner, '42', Date.now() + 30_000]));
+      const woken = host.sleep('heard-early', 60_000, undefined, () => host.hasHandoff('heard-early')).then(() => 'woken');
+      const timer = sleep(10_000).then(() => 'timer');
+      expect(await Promise.race([woken, timer])).toBe('woken');
+      expect(host.takeHandoff('heard-early')).toEqual({ token: '42', expiresMs: expect.any(Number) });
+    } finally {
+      stop();
+      leave();
+    }
+  });
+
+  test('node-postgres sends the lease statements by name; a connection that lost them (DEALLOCATE ALL) or has one already falls back to unnamed statements, and the call succeeds', async () => {
+    const prepared = async (p: pg.Pool) => (await p.query<{ name: string }>(`SELECT name FROM pg_prepared_statements WHERE name LIKE 'ormlock_lease_%' ORDER BY name`)).rows.map((r) => r.name);
+    const hostOf = (target: object): LeaseHost => leaseHostOf(target, leaseTableNames(), () => { throw new Error('host should exist'); }, pooling ?? '');
+    // One connection each, so that the statements named are on the connection looked at.
+    const first = db.pool({ max: 1 });
+    const second = db.pool({ max: 1 });
+    const dz = db.drizzle({ max: 1 });
+    try {
+      const locks = pgLock(first);
+      await (await locks.lease('named:a', { ttl: '10s' })).release();
+      if (pooling === 'transaction') {
+        // Through a transaction-mode pooler the next use of a name may reach another backend: never named.
+        expect(hostOf(first).prepared).toBe(false);
+        return;
+      }
+      expect(hostOf(first).prepared).toBe(true);
+      const names = await prepared(first);
+      expect(names.some((n) => n.startsWith('ormlock_lease_acquire_'))).toBe(true);
+      expect(names.some((n) => n.startsWith('ormlock_lease_quickRelease_'))).toBe(true);
+
+      // 26000: node-postgres still thinks the connection has the statement and only binds it.
+      await first.query('DEALLOCATE ALL');
+      const again = await locks.lease('named:a', { ttl: '10s' });
+      expect(again.state).toBe('held');
+      await again.release();
+      expect(hostOf(first).prepared).toBe(false);
+      await (await locks.lease('named:a', { ttl: '10s' })).release();
+      expect(await prepared(first)).toEqual([]);
+
+      // 42P05: the connection has the name already, which node-postgres does not know.
+      const acquireName = names.find((n) => n.startsWith('ormlock_lease_acquire_'))!;
+      await second.query(`PREPARE ${acquireName} AS SELECT 1`);
+      const secondLocks = pgLock(second);
+      const held = await secondLocks.lease('named:b', { ttl: '10s' });
+      expect(held.state).toBe('held');
+      expect(hostOf(second).prepared).toBe(false);
+      await held.release();
+      expect(await secondLocks.getLease('named:b')).toBeNull();
+
+      // Drizzle on node-postgres names them too, on its pool (postgres.js prepares by itself).
+      const client = (dz as unknown as { $client?: unknown }).$client;
+      if (client instanceof pgModule.Pool) {
+        await (await drizzleLock(dz).lease('named:c', { ttl: '10s' })).release();
+        expect(hostOf(dz).prepared).toBe(true);
+        expect((await prepared(client)).some((n) => n.startsWith('ormlock_lease_acquire_'))).toBe(true);
+      }
+    } finally {
+      await Promise.all([first.end(), second.end()]);
     }
   });
 

@@ -10,6 +10,14 @@ export type Row = Record<string, unknown>;
 export interface Executor {
   /** Runs one statement (`text` with `$1…$n`, values in `params`) and resolves its rows. */
   query<T extends Row = Row>(text: string, params?: readonly unknown[]): Promise<T[]>;
+  /**
+   * Runs one of ormlock's own fixed statements as a named prepared statement (`name` is unique to
+   * `text`), so a connection parses and plans it once instead of on every call. Only layers whose
+   * driver names statements per connection set it (node-postgres; not behind a transaction-mode
+   * pooler, where the next statement may reach another backend). ormlock falls back to
+   * {@link Executor.query} for good if the server answers 26000 or 42P05.
+   */
+  readonly queryPrepared?: <T extends Row = Row>(name: string, text: string, params: readonly unknown[]) => Promise<T[]>;
   /** True when every query runs inside one open transaction. */
   readonly inTransaction: boolean;
   /**

@@ -1,7 +1,7 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { InvalidLockArgumentError, LeaseLostError, LeaseTableMissingError } from './errors.js';
-import type { Executor } from './executor.js';
+import type { Executor, SideChannel } from './executor.js';
 import type { LeaseTableNames } from './lease-schema.js';
 import {
   acquireSql,
@@ -12,12 +12,14 @@ import {
   lineAcquireSql,
   lineLeaveSql,
   lineRowName,
+  ownerChannel,
   type LeaseRow,
   listSql,
   pgArrayLiteral,
   pruneSql,
   quickReleaseSql,
   releaseSql,
+  takeOverSql,
 } from './lease-sql.js';
 import { SqlState, sqlStateOf } from './sqlstate.js';
 import { mapDriverError } from './wait.js';
@@ -137,7 +139,7 @@ export class LeaseHost {
   // LISTEN, shared by all waiters of this host.
   #listening: Promise<(() => Promise<void>) | undefined> | undefined;
   readonly #wakers = new Map<string, Set<() => void>>();
-  // Releases heard per name, so a NOTIFY that arrives between a try and its sleep is not lost.
+  // Handoffs to this process heard per name (its channel carries no others; see ownerChannel).
   readonly #heard = new Map<string, number>();
   // Names this process was handed a lease of: its entry may still be in the line row, and is no
   // place in line any more (see releaseSql).
@@ -158,7 +160,10 @@ export class LeaseHost {
   // Waiters of this process for one name queue in FIFO order: only the head tries, so one process
   // cannot starve its own waiters, and a release wakes one waiter per process, not a herd.
   readonly #queues = new Map<string, (() => void)[]>();
+  #takeOverSql: string | undefined;
 
+  // Names of the fixed statements, by text, while this host sends them as prepared statements.
+  readonly #names = new Map<string, string>();
   /** The statements, built once per host: the table name is fixed. */
   readonly #sql: Record<'acquire' | 'lineAcquire' | 'lineLeave' | 'quickRelease' | 'release' | 'extend' | 'heartbeat' | 'get' | 'list' | 'prune', string>;
 
@@ -177,21 +182,56 @@ export class LeaseHost {
       list: listSql(t),
       prune: pruneSql(t),
     };
+    if (config.executor.queryPrepared !== undefined) {
+      // Not the heartbeat: its plan must fit the number of leases it renews (a hash join for
+      // thousands), which a plan cached for one lease would not.
+      for (const [key, text] of Object.entries(this.#sql)) if (key !== 'heartbeat') this.#names.set(text, preparedName(key, text));
+    }
   }
 
   get table(): LeaseTableNames {
     return this.#config.table;
   }
 
+  /** Another pooled connection, for a prioritized wait's looks at `pg_stat_activity`. */
+  get sideChannel(): SideChannel {
+    const executor = this.#config.executor;
+    return { query: (text, params) => executor.query(text, params) };
+  }
+
   /** Runs one lease statement, mapping a missing table to {@link LeaseTableMissingError}. */
   async query<T extends Record<string, unknown>>(text: string, params: readonly unknown[]): Promise<T[]> {
     try {
+      const name = this.#names.get(text);
+      if (name !== undefined) return await this.#queryPrepared<T>(name, text, params);
       return await this.#config.executor.query<T>(text, params);
     } catch (error) {
       const state = sqlStateOf(error);
       if (state === SqlState.undefinedTable || state === '3F000') throw new LeaseTableMissingError(this.#config.table.qualified, { cause: error });
       throw mapDriverError(error);
     }
+  }
+
+  /**
+   * A fixed statement by name (parsed and planned once per connection). A server that does not
+   * have the statement (26000: a pooler moved the next statement to another backend, or someone
+   * ran `DEALLOCATE`) or has it already (42P05) refuses it before running it: this host then uses
+   * unnamed statements for good, and the statement is sent once more, unnamed.
+   */
+  async #queryPrepared<T extends Record<string, unknown>>(name: string, text: string, params: readonly unknown[]): Promise<T[]> {
+    try {
+      return await this.#config.executor.queryPrepared!<T>(name, text, params);
+    } catch (error) {
+      const state = sqlStateOf(error);
+      if (state !== SqlState.undefinedPreparedStatement && state !== SqlState.duplicatePreparedStatement) throw error;
+      this.#names.clear();
+      return this.#config.executor.query<T>(text, params);
+    }
+  }
+
+  /** Whether this host sends its fixed statements by name (see {@link Executor.queryPrepared}). */
+  get prepared(): boolean {
+    return this.#names.size > 0;
   }
 
   /** One acquisition attempt; `sentAt` is taken before the request leaves, for the trust deadline. */
@@ -207,9 +247,10 @@ export class LeaseHost {
 
   /**
    * One attempt in line (see {@link lineAcquireSql}): takes the lease only if no live waiter joined
-   * the line before this owner, else joins the line or keeps this owner's place in it.
+   * the line before this owner, else joins the line or keeps this owner's place in it. `mark`: a
+   * prioritized wait's mark (`newWaitMark()`), put before the statement so its blockers can be found.
    */
-  async tryInLine(name: string, ttlMs: number, data: unknown): Promise<LineAttempt> {
+  async tryInLine(name: string, ttlMs: number, data: unknown, mark = ''): Promise<LineAttempt> {
     if (this.#stale.has(name)) await this.#releaseStale(name);
     const json = data === undefined || data === null ? null : JSON.stringify(data);
     this.#handed.delete(name);
@@ -224,7 +265,7 @@ export class LeaseHost {
       holder_remaining_ms: number | null;
       holder_expires_ms: number | null;
       handed_token: string | null;
-    }>(this.#sql.lineAcquire, [name, this.owner, json, ttlMs, lineRowName(name), LINE_TTL_MS, this.#ownToken(name), this.#servedFrom.delete(name)]);
+    }>(mark + this.#sql.lineAcquire, [name, this.owner, json, ttlMs, lineRowName(name), LINE_TTL_MS, this.#ownToken(name), this.#servedFrom.delete(name)]);
     if (row?.token != null) return { acquired: true, row: { name, owner: this.owner, token: row.token, data: row.data, expires_ms: Number(row.expires_ms) }, sentAt };
     if (row?.handed_token != null) {
       this.#handed.delete(name);
@@ -335,7 +376,7 @@ export class LeaseHost {
       if (done !== undefined) return done.live ? 'released' : 'expired';
       // Not held, or someone is in line: the full statement tells which.
     }
-    const rows = await this.query<{ live: boolean; handed_to: string | null }>(this.#sql.release, [name, this.owner, token, this.table.channel, line]);
+    const rows = await this.query<{ live: boolean; handed_to: string | null }>(this.#sql.release, [name, this.owner, token, `${this.table.channel}_`, line]);
     const row = rows[0];
     if (row?.handed_to != null) {
       this.#contended.add(name);
@@ -343,6 +384,19 @@ export class LeaseHost {
     } else this.#contended.delete(name);
     if (row === undefined) return 'not-held';
     return row.live ? 'released' : 'expired';
+  }
+
+  /**
+   * Takes the lease over from the holder `owner` with `token` (a prioritized wait): `undefined` when
+   * that holder no longer holds it. `mark` as for {@link tryInLine}.
+   */
+  async takeOver(name: string, ttlMs: number, data: unknown, holder: { owner: string; token: string }, mark = ''): Promise<Extract<LineAttempt, { acquired: true }> | undefined> {
+    const json = data === undefined || data === null ? null : JSON.stringify(data);
+    this.#takeOverSql ??= takeOverSql(this.table);
+    const sentAt = performance.now();
+    const [row] = await this.query<{ token: string; data: unknown; expires_ms: number }>(mark + this.#takeOverSql, [name, this.owner, json, ttlMs, holder.owner, holder.token]);
+    if (row === undefined) return undefined;
+    return { acquired: true, row: { name, owner: this.owner, token: row.token, data: row.data, expires_ms: Number(row.expires_ms) }, sentAt };
   }
 
   /** Renews one lease now with a new ttl; `undefined` when it is no longer held. */
@@ -489,7 +543,7 @@ export class LeaseHost {
     if (this.#config.notify !== undefined && this.#listening === undefined) {
       const source = this.#config.notify;
       const listening: Promise<(() => Promise<void>) | undefined> = source
-        .listen(this.table.channel, (payload) => this.#wake(payload), () => {
+        .listen(ownerChannel(this.table.channel, this.owner), (payload) => this.#wake(payload), () => {
           // The connection failed: forget it, so that the next waiter opens a new one; the ones
           // waiting now poll.
           if (this.#listening === listening) this.#listening = undefined;
@@ -541,7 +595,7 @@ export class LeaseHost {
 
   /**
    * Sleeps `ms`, until `signal` aborts, or until a release of `name` is announced and `wakeIf()`
-   * says it concerns this waiter (the first in line wakes; the others only count releases).
+   * says it concerns this waiter. A handoff heard before the sleep began wakes it at once.
    */
   async sleep(name: string, ms: number, signal: AbortSignal | undefined, wakeIf: () => boolean): Promise<void> {
     let wakers = this.#wakers.get(name);
@@ -553,6 +607,9 @@ export class LeaseHost {
       if (wakeIf()) resolve();
     };
     wakers.add(waker);
+    // A handoff heard while the last try was on its way (that try did not see it) wakes at once,
+    // not at the timer: nothing else would announce it again.
+    waker();
     try {
       await abortable(woken, signal, () => {});
     } finally {
@@ -562,12 +619,12 @@ export class LeaseHost {
     }
   }
 
-  /** How many releases of `name` this host has heard of while anyone waited. */
+  /** How many handoffs of `name` to this host it has heard of while anyone waited. */
   heard(name: string): number {
     return this.#heard.get(name) ?? 0;
   }
 
-  /** A NOTIFY of a handoff: `[name, new owner, token, expires_ms]` (see releaseSql). */
+  /** A NOTIFY of a handoff to this process: `[name, new owner, token, expires_ms]` (see releaseSql). */
   #wake(payload: string): void {
     let name: string;
     try {
@@ -610,6 +667,14 @@ async function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined
   } finally {
     if (listener) signal.removeEventListener('abort', listener);
   }
+}
+
+/**
+ * A prepared statement's name: what it is, and a hash of its text (which holds the table name), so
+ * one name never stands for two texts on a connection, whichever hosts share it.
+ */
+function preparedName(key: string, text: string): string {
+  return `ormlock_lease_${key}_${createHash('sha256').update(text).digest('hex').slice(0, 16)}`;
 }
 
 /** Hosts, one per root object (pool, database, client) and table. */

@@ -66,13 +66,15 @@ export function quickReleaseSql(t: LeaseTableNames): string {
 }
 
 /**
- * Release: $1 name, $2 owner, $3 token, $4 channel, $5 the name's line row ({@link lineRowName}).
+ * Release: $1 name, $2 owner, $3 token, $4 the channel's prefix ({@link ownerChannel} without the
+ * owner's part), $5 the name's line row ({@link lineRowName}).
  * Only if this owner and token still hold the lease. `live` says whether it had not yet expired.
  *
  * When a waiter is in line, the same statement hands the lease to the first in line (its owner,
  * ttl and data from its line entry, a new token from the column's sequence), takes it out of the
  * line, and NOTIFYs its process with what it now holds, so the waiter needs no round trip of its
- * own. Otherwise the row is deleted, and nothing is notified: NOTIFY is not free (a transaction
+ * own. The channel is that process's own ({@link ownerChannel}): other listening processes are not
+ * sent it. Otherwise the row is deleted, and nothing is notified: NOTIFY is not free (a transaction
  * that notified holds a database-wide lock through its commit), so only a handoff pays for it.
  */
 export function releaseSql(t: LeaseTableNames): string {
@@ -96,9 +98,21 @@ export function releaseSql(t: LeaseTableNames): string {
     `emptied AS (DELETE FROM ${T} AS w WHERE w.name = $5::text AND (EXISTS (SELECT 1 FROM handed) OR EXISTS (SELECT 1 FROM deleted)) ` +
     `AND NOT EXISTS (SELECT 1 FROM jsonb_each(w.data) e WHERE e.key <> ALL (${leaving}) AND (e.value->>1)::float8 > ${NOW_MS}) RETURNING 1) ` +
     `SELECT cur.live, h.owner AS handed_to, ` +
-    `CASE WHEN h.owner IS NULL THEN NULL ELSE pg_notify($4::text, json_build_array($1::text, h.owner, h.token, h.expires_ms)::text) IS NULL END AS notified ` +
+    `CASE WHEN h.owner IS NULL THEN NULL ELSE pg_notify($4::text || right(h.owner, ${OWNER_CHANNEL_CHARS}), json_build_array($1::text, h.owner, h.token, h.expires_ms)::text) IS NULL END AS notified ` +
     `FROM cur LEFT JOIN handed h ON true WHERE EXISTS (SELECT 1 FROM handed) OR EXISTS (SELECT 1 FROM deleted)`
   );
+}
+
+/** How many of an owner id's last characters (its random part) name its channel. */
+const OWNER_CHANNEL_CHARS = 8;
+
+/**
+ * The channel a release NOTIFYs when it hands a lease to `owner` (`<channel>_<random part of the
+ * owner id>`), so that only that process is sent it: one channel for all would deliver every
+ * handoff of the table to every listening process. Owner ids are `host:pid:<8 hex>`.
+ */
+export function ownerChannel(channel: string, owner: string): string {
+  return `${channel}_${owner.slice(-OWNER_CHANNEL_CHARS)}`;
 }
 
 /**
@@ -178,7 +192,12 @@ export function lineAcquireSql(t: LeaseTableNames): string {
     `AND (l.data->${me}) IS NOT NULL AND EXISTS (${LIVE_OTHERS('l', me, NOW_MS)}) RETURNING 1), ` +
     `gone AS (DELETE FROM ${T} AS l WHERE l.name = $5::text AND EXISTS (SELECT 1 FROM acq) AND NOT EXISTS (${LIVE_OTHERS('l', me, NOW_MS)}) RETURNING 1) ` +
     `SELECT a.token, a.data, a.expires_ms, (SELECT n FROM ahead) AS ahead, h.owner AS holder_owner, h.token AS holder_token, ` +
-    `h.remaining_ms AS holder_remaining_ms, h.expires_ms AS holder_expires_ms, CASE WHEN h.handed THEN h.token END AS handed_token ` +
+    `h.remaining_ms AS holder_remaining_ms, h.expires_ms AS holder_expires_ms, CASE WHEN h.handed THEN h.token END AS handed_token, ` +
+    // Not acquired: the statement wrote at most a place in line, which need not survive a crash
+    // (the waiter joins again on its next try), so its commit does not wait for the WAL flush.
+    // A release that hands the lease to this entry flushes it with its own commit. It also holds
+    // the line row for less time, and releases wait for that row.
+    `CASE WHEN a.token IS NULL THEN set_config('synchronous_commit', 'off', true) END AS async_commit ` +
     `FROM (SELECT 1) one LEFT JOIN acq a ON true LEFT JOIN holder h ON true`
   );
 }
@@ -263,5 +282,20 @@ export function pruneSql(t: LeaseTableNames): string {
   return (
     `WITH pruned AS (DELETE FROM ${t.qualified} WHERE expires_at <= clock_timestamp() - $1::int * interval '1 millisecond' RETURNING 1) ` +
     `SELECT count(*)::int AS pruned FROM pruned`
+  );
+}
+
+/**
+ * Take over (a prioritized wait, see `LeasePrioritizeOptions.takeOver`): $1 name, $2 new owner,
+ * $3 data (jsonb text or null), $4 ttl ms, $5 the holder's owner, $6 its token. Only while that
+ * holder still holds it: the row gets the new owner and a new token from the column's sequence,
+ * so the old holder's heartbeat, extend and release find it gone, and its fenced writes are refused.
+ */
+export function takeOverSql(t: LeaseTableNames): string {
+  return (
+    `UPDATE ${t.qualified} AS l SET owner = $2::text, token = DEFAULT, data = $3::jsonb, acquired_at = clock_timestamp(), ` +
+    `renewed_at = clock_timestamp(), expires_at = ${TTL('$4')}, ttl_ms = $4::int ` +
+    `WHERE l.name = $1::text AND l.owner = $5::text AND l.token = $6::int8 ` +
+    `RETURNING l.token::text AS token, l.data, ${EPOCH_MS('l.expires_at')} AS expires_ms`
   );
 }

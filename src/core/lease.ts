@@ -1,6 +1,7 @@
-import { type Duration, MAX_DURATION_MS, parseDuration } from './duration.js';
+import { type Duration, describe, MAX_DURATION_MS, parseDuration } from './duration.js';
 import { InvalidLockArgumentError, LeaseLostError, LockAbortedError, LockNotAvailableError, LockTimeoutError } from './errors.js';
 import { type AcquireAttempt, checkLeaseName, type HeldLease, type LeaseHost, type LeaseRecord, type LineAttempt, leaseRecordOf } from './lease-host.js';
+import { newWaitMark, planPrioritize, type PrioritizeOptions, type PrioritizePlan, type Prioritizer, scopedPrioritizePlan, startPrioritizer } from './prioritize.js';
 import { quoteIdent } from './sql.js';
 
 /** Options of `lease(name, options)`. */
@@ -25,6 +26,33 @@ export interface LeaseOptions<D = unknown> {
   readonly onLost?: (error: LeaseLostError) => void;
   /** A busy lease: `'throw'` (default) or `'return'` `null`. */
   readonly onBusy?: 'throw' | 'return';
+  /**
+   * Win the lease from whoever holds it (migration and deploy scripts): needs `wait`. From `after`,
+   * every `every` while the wait lasts, it takes the lease over from its holder and signals the
+   * backends that block the wait's statements; see {@link LeasePrioritizeOptions}.
+   */
+  readonly prioritize?: LeasePrioritizeOptions;
+}
+
+/**
+ * `prioritize` of a lease wait. A lease's holder is a process, not a session: holding a lease keeps
+ * no backend busy, so there is no statement of it to cancel and no session to terminate. Instead,
+ * with either `action`, the waiter **takes the lease over**: in one statement the row gets this
+ * waiter as owner and a new, larger fencing token, ahead of any other waiter. From that moment
+ * the old holder's fenced writes are refused ({@link fencingCondition}); its next heartbeat (or
+ * `extend()`, or `release()`) finds the lease gone, and its `lease.signal` aborts.
+ *
+ * `action` and `filter` apply, as for every other wait, to the backends that block the wait's
+ * own statements (a transaction that keeps the lease's row locked, a `LOCK TABLE` on the lease table).
+ */
+export interface LeasePrioritizeOptions extends PrioritizeOptions {
+  /**
+   * Which holders may be taken over: `true` (default) any, `false` none (only blocking backends
+   * are signalled), or a function of the holder's lease as the table has it.
+   */
+  readonly takeOver?: boolean | ((holder: LeaseRecord) => boolean);
+  /** Told about each takeover, with the lease as the previous holder had it. */
+  readonly onTakeOver?: (previous: LeaseRecord) => void;
 }
 
 /** Options of `withLease(name, fn, options)`. */
@@ -80,10 +108,17 @@ interface LeasePlan {
   readonly signal: AbortSignal | undefined;
   readonly onLost: ((error: LeaseLostError) => void) | undefined;
   readonly onBusy: 'throw' | 'return' | 'skip';
+  readonly prioritize: LeasePrioritizePlan | undefined;
+}
+
+/** Validated {@link LeasePrioritizeOptions}. */
+interface LeasePrioritizePlan extends PrioritizePlan {
+  readonly takeOver: boolean | ((holder: LeaseRecord) => boolean);
+  readonly onTakeOver: ((previous: LeaseRecord) => void) | undefined;
 }
 
 const DEFAULT_TTL_MS = 30_000;
-const OPTIONS = new Set(['ttl', 'heartbeat', 'wait', 'data', 'signal', 'onLost', 'onBusy']);
+const OPTIONS = new Set(['ttl', 'heartbeat', 'wait', 'data', 'signal', 'onLost', 'onBusy', 'prioritize']);
 
 /** Validates lease options before any SQL is sent. */
 export function planLease(options: unknown, form: 'lease' | 'run'): LeasePlan {
@@ -117,6 +152,10 @@ export function planLease(options: unknown, form: 'lease' | 'run'): LeasePlan {
       throw new InvalidLockArgumentError('options.data', `expected a JSON value (${(error as Error).message})`);
     }
   }
+  const prioritize = opts['prioritize'] === undefined ? undefined : planLeasePrioritize(opts['prioritize']);
+  if (prioritize !== undefined && (waitMs === undefined || waitMs === 0)) {
+    throw new InvalidLockArgumentError('options.prioritize', 'needs a wait: pass wait (how long to wait while blockers are cancelled, terminated or taken over)');
+  }
   return {
     ttlMs,
     heartbeatMs,
@@ -125,7 +164,25 @@ export function planLease(options: unknown, form: 'lease' | 'run'): LeasePlan {
     signal: signal as AbortSignal | undefined,
     onLost: onLost as LeasePlan['onLost'],
     onBusy: onBusy as LeasePlan['onBusy'],
+    prioritize,
   };
+}
+
+function planLeasePrioritize(value: unknown, base?: PrioritizePlan): LeasePrioritizePlan {
+  let takeOver: unknown = true;
+  let onTakeOver: unknown;
+  let rest = value;
+  if (base === undefined) {
+    if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
+      ({ takeOver = true, onTakeOver, ...rest } = value as Record<string, unknown>);
+    }
+    base = planPrioritize(rest, 'options.prioritize');
+  }
+  if (typeof takeOver !== 'boolean' && typeof takeOver !== 'function') {
+    throw new InvalidLockArgumentError('options.prioritize.takeOver', `expected true, false or a function of the holder, got ${describe(takeOver)}`);
+  }
+  if (onTakeOver !== undefined && typeof onTakeOver !== 'function') throw new InvalidLockArgumentError('options.prioritize.onTakeOver', 'expected a function');
+  return { ...base, takeOver: takeOver as LeasePrioritizePlan['takeOver'], onTakeOver: onTakeOver as LeasePrioritizePlan['onTakeOver'] };
 }
 
 /**
@@ -305,7 +362,15 @@ export async function acquireLease<D>(host: LeaseHost, name: string, plan: Lease
   let stopWaiting: (() => void) | undefined;
   let inLine = false;
   let last: LineAttempt | undefined;
+  // Prioritized: the wait's statements carry a mark by which a second connection finds the
+  // backend running them, and signals what blocks it; the holder itself is taken over.
+  const scoped = plan.prioritize === undefined ? scopedPrioritizePlan() : undefined;
+  const priority = plan.prioritize ?? (scoped === undefined ? undefined : planLeasePrioritize(undefined, scoped));
+  const mark = priority === undefined ? '' : newWaitMark();
+  let prioritizer: Prioritizer | undefined;
+  let nextTakeOver = priority === undefined || priority.takeOver === false ? Number.POSITIVE_INFINITY : performance.now() + priority.afterMs;
   try {
+    if (priority !== undefined) prioritizer = startPrioritizer(host.sideChannel, undefined, mark, priority);
     leave = await host.enqueue(name, plan.signal).catch((reason: unknown) => {
       throw new LockAbortedError(`wait for ${what} aborted`, { cause: reason });
     });
@@ -314,14 +379,26 @@ export async function acquireLease<D>(host: LeaseHost, name: string, plan: Lease
     stopWaiting = await host.startWaiting();
     let fastMs = FAST_POLL_MIN_MS;
     for (;;) {
-      last = await host.tryInLine(name, plan.ttlMs, plan.data);
+      try {
+        last = await host.tryInLine(name, plan.ttlMs, plan.data, mark);
+      } catch (error) {
+        // Prioritize gave up (no privilege to signal a blocker) and cancelled the statement.
+        throw prioritizer?.failure ?? error;
+      }
       if (last.acquired) {
         inLine = false;
         return new LeaseHandle<D>(host, last, plan);
       }
       inLine = true;
-      const left = deadline - performance.now();
-      if (left <= 0) break;
+      if (priority !== undefined && performance.now() >= nextTakeOver) {
+        nextTakeOver = performance.now() + priority.everyMs;
+        const taken = last.holder === undefined ? undefined : await takeOver(host, name, plan, priority, mark, last.holder);
+        // Still in line (inLine): the finally leaves it.
+        if (taken !== undefined) return new LeaseHandle<D>(host, taken, plan);
+      }
+      if (deadline - performance.now() <= 0) break;
+      // Awake for the next takeover, if one is due before the deadline.
+      const left = Math.min(deadline, nextTakeOver) - performance.now();
       const ahead = last.ahead;
       const holderLeft = last.holder === undefined ? 0 : Math.max(0, last.holder.remainingMs);
       let sleepMs: number;
@@ -361,11 +438,39 @@ export async function acquireLease<D>(host: LeaseHost, name: string, plan: Lease
     if (plan.onBusy !== 'throw') return null;
     throw new LockTimeoutError(`${what} was still held by ${describeHolder(last)} after ${plan.waitMs} ms`, plan.waitMs);
   } finally {
+    await prioritizer?.stop();
     stopWaiting?.();
     // Give the place in line up at once, so that the next waiter need not wait for it to lapse.
     if (inLine) await host.leaveLine(name).catch(() => {});
     leave?.();
   }
+}
+
+/**
+ * A prioritized wait takes the lease over from `seen` (the holder its last try saw), if the plan
+ * lets it: the acquisition, or `undefined` when the holder changed meanwhile or may not be taken over.
+ */
+async function takeOver(
+  host: LeaseHost,
+  name: string,
+  plan: LeasePlan,
+  priority: LeasePrioritizePlan,
+  mark: string,
+  seen: { readonly owner: string; readonly token: string; readonly remainingMs: number },
+): Promise<Extract<AcquireAttempt, { acquired: true }> | undefined> {
+  let holder: { owner: string; token: string } = seen;
+  let previous: LeaseRecord | undefined;
+  if (typeof priority.takeOver === 'function' || priority.onTakeOver !== undefined) {
+    // The predicate and the callback get the lease as the table has it now.
+    const row = await host.get(name);
+    if (row === undefined || Number(row.remaining_ms) <= 0) return undefined;
+    previous = leaseRecordOf(row);
+    if (typeof priority.takeOver === 'function' && priority.takeOver(previous) !== true) return undefined;
+    holder = row;
+  }
+  const taken = await host.takeOver(name, plan.ttlMs, plan.data, holder, mark);
+  if (taken !== undefined && previous !== undefined) priority.onTakeOver?.(previous);
+  return taken;
 }
 
 /** Waiters that are (about) first in line, without NOTIFY, poll from this interval… */
@@ -404,7 +509,7 @@ export async function runWithLease<D, R>(host: LeaseHost, name: string, fn: (lea
 }
 
 /** Options of `leader(name, options)`. */
-export interface LeaderOptions<D = unknown> extends Omit<LeaseOptions<D>, 'wait' | 'onBusy' | 'onLost' | 'signal'> {
+export interface LeaderOptions<D = unknown> extends Omit<LeaseOptions<D>, 'wait' | 'onBusy' | 'onLost' | 'signal' | 'prioritize'> {
   /** Called each time this process becomes the leader; `lease.signal` aborts when it stops being it. */
   readonly onElected: (lease: Lease<D>) => void | Promise<void>;
   /** Called when leadership ends: lost (with the error) or given up by `stop()` (`undefined`). */
@@ -431,6 +536,8 @@ export interface Leadership extends AsyncDisposable {
 export function runLeader<D>(host: LeaseHost, name: string, options: LeaderOptions<D>): Leadership {
   if (typeof options?.onElected !== 'function') throw new InvalidLockArgumentError('options.onElected', 'expected a function');
   const { onElected, onDemoted, onError = () => {}, retry, signal, ...leaseOptions } = options;
+  // An election that took the lease over would depose a live leader each round.
+  if ('prioritize' in leaseOptions) throw new InvalidLockArgumentError('options.prioritize', 'leader election does not take leadership by force; use lease(name, { wait, prioritize })');
   const plan = planLease(leaseOptions, 'lease');
   const retryMs = retry === undefined ? Math.max(10, Math.floor(plan.ttlMs / 3)) : parseDuration(retry, 'options.retry');
   const stopper = new AbortController();

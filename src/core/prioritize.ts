@@ -88,6 +88,10 @@ const INSUFFICIENT_PRIVILEGE = '42501';
 const STOP_GRACE_MS = 250;
 /** Failed looks in a row (other than for privilege) after which prioritize gives the wait up. */
 const MAX_CONSECUTIVE_ERRORS = 3;
+/** How every wait mark starts (checked in SQL, so a full statement text never counts as a mark). */
+const WAIT_MARK_HEAD = '/* ormlock prioritize ';
+const MARK_HEAD_LENGTH = WAIT_MARK_HEAD.length;
+const WAIT_MARK_PREFIX = `${WAIT_MARK_HEAD}${randomBytes(6).toString('hex')}:`;
 
 /** Validates `prioritize` options before any SQL is sent. */
 export function planPrioritize(value: unknown, argument = 'options.prioritize'): PrioritizePlan {
@@ -151,6 +155,11 @@ export function runPrioritized<R>(plan: PrioritizePlan, sideChannel: SideChannel
   return scopes.run({ plan, sideChannel }, fn);
 }
 
+/** The prioritize plan of the enclosing `prioritize(fn)`, if any (lease waits read it). */
+export function scopedPrioritizePlan(): PrioritizePlan | undefined {
+  return scopes.getStore()?.plan;
+}
+
 /**
  * The prioritize plan of a wait and the connection to signal from: the wait's own, else the one
  * of an enclosing `prioritize(fn)`. Throws if there is no second connection to signal from.
@@ -170,7 +179,14 @@ export function resolvePrioritize(executor: Executor, own: PrioritizePlan | unde
 }
 
 /**
- * Blockers of the waiting backend `$1` while it still runs statement `$2` and waits on a lock, in
+ * Whether backend `alias` runs statement `$2`: its `query` (which `pg_stat_activity` may have
+ * truncated) is the start of `$2`, or `$2` is a wait mark ({@link newWaitMark}) its query starts with.
+ */
+const runsStatement = (alias: string) =>
+  `(left($2::text, length(${alias}.query)) = ${alias}.query OR (left($2::text, ${MARK_HEAD_LENGTH}) = '${WAIT_MARK_HEAD}' AND left(${alias}.query, length($2::text)) = $2::text))`;
+
+/**
+ * Blockers of the waiting backend `$1` (any backend when null: then `$2` is a wait mark) while it still runs statement `$2` and waits on a lock, in
  * its database, excluding itself and the signalling connection. pg_blocking_pids is evaluated at
  * call time, so a wait that has just been granted has no blockers and nobody is signalled.
  * Filters travel as one JSON parameter (`$3`), so every driver binds them the same way.
@@ -185,8 +201,8 @@ function blockersSql(signal: 'pg_cancel_backend' | 'pg_terminate_backend' | null
     `CROSS JOIN LATERAL unnest(pg_blocking_pids(w.pid)) AS bp(pid) ` +
     `JOIN pg_stat_activity b ON b.pid = bp.pid ` +
     `CROSS JOIN (SELECT $3::jsonb AS f) AS ormlock_f ` +
-    `WHERE w.pid = $1::int AND w.state = 'active' AND w.wait_event_type = 'Lock' ` +
-    `AND length(w.query) > 0 AND left($2::text, length(w.query)) = w.query ` +
+    `WHERE ($1::int IS NULL OR w.pid = $1::int) AND w.state = 'active' AND w.wait_event_type = 'Lock' ` +
+    `AND length(w.query) > 0 AND ${runsStatement('w')} ` +
     `AND b.datid = w.datid AND b.pid <> w.pid AND b.pid <> pg_backend_pid() ` +
     `AND (f->'apps' IS NULL OR b.application_name IN (SELECT jsonb_array_elements_text(f->'apps'))) ` +
     `AND (f->'users' IS NULL OR b.usename::text IN (SELECT jsonb_array_elements_text(f->'users'))) ` +
@@ -200,8 +216,8 @@ function blockersSql(signal: 'pg_cancel_backend' | 'pg_terminate_backend' | null
 // the backend still waits on a lock in our exact statement.
 const CANCEL_OWN_WAIT_SQL =
   `SELECT pg_cancel_backend(a.pid) AS cancelled FROM pg_stat_activity a ` +
-  `WHERE a.pid = $1 AND a.state = 'active' AND a.wait_event_type = 'Lock' ` +
-  `AND length(a.query) > 0 AND left($2, length(a.query)) = a.query`;
+  `WHERE ($1::int IS NULL OR a.pid = $1::int) AND a.state = 'active' AND a.wait_event_type = 'Lock' ` +
+  `AND length(a.query) > 0 AND ${runsStatement('a')}`;
 
 interface BlockerRow extends Row {
   pid: number;
@@ -215,8 +231,18 @@ interface BlockerRow extends Row {
   signalled: boolean | null;
 }
 
-const WAIT_MARK_PREFIX = `/* ormlock prioritize ${randomBytes(6).toString('hex')}:`;
 let waitCounter = 0;
+
+/**
+ * A comment unique to one wait, to put before each of its statements: `/* ormlock prioritize
+ * <process random>:<counter> *\/ `. Passed as the `text` of {@link startPrioritizer} without a
+ * pid, it matches whichever backend runs a statement that starts with it (a lease wait's
+ * statements run on any pooled connection).
+ */
+export function newWaitMark(): string {
+  waitCounter = (waitCounter + 1) % Number.MAX_SAFE_INTEGER;
+  return `${WAIT_MARK_PREFIX}${waitCounter} */ `;
+}
 
 /**
  * Prefixes a lock statement with a comment unique to this wait (first, so that `pg_stat_activity`'s
@@ -224,8 +250,7 @@ let waitCounter = 0;
  * that arrives after the wait ended can never match what the connection runs next.
  */
 export function markWait(text: string): string {
-  waitCounter = (waitCounter + 1) % Number.MAX_SAFE_INTEGER;
-  return `${WAIT_MARK_PREFIX}${waitCounter} */ ${text}`;
+  return `${newWaitMark()}${text}`;
 }
 
 /** A running prioritizer; see {@link startPrioritizer}. */
@@ -242,10 +267,11 @@ export interface Prioritizer {
 }
 
 /**
- * Starts signalling the blockers of backend `waiterPid` while it runs `text`. On a failure (no
+ * Starts signalling the blockers of backend `waiterPid` while it runs `text` (without a pid: of any
+ * backend running a statement that starts with the wait mark `text`). On a failure (no
  * privilege, a broken side connection) it stops, cancels the wait, and reports the failure.
  */
-export function startPrioritizer(sideChannel: SideChannel, waiterPid: number, text: string, plan: PrioritizePlan): Prioritizer {
+export function startPrioritizer(sideChannel: SideChannel, waiterPid: number | undefined, text: string, plan: PrioritizePlan): Prioritizer {
   const filter: Record<string, unknown> = {};
   if (plan.applicationNames) filter['apps'] = plan.applicationNames;
   if (plan.users) filter['users'] = plan.users;
@@ -260,12 +286,12 @@ export function startPrioritizer(sideChannel: SideChannel, waiterPid: number, te
   const look = async (): Promise<void> => {
     let rows: BlockerRow[];
     if (plan.predicate === undefined) {
-      rows = await sideChannel.query<BlockerRow>(blockersSql(signal), [waiterPid, text, JSON.stringify(filter)]);
+      rows = await sideChannel.query<BlockerRow>(blockersSql(signal), [waiterPid ?? null, text, JSON.stringify(filter)]);
     } else {
-      const candidates = (await sideChannel.query<BlockerRow>(blockersSql(null), [waiterPid, text, JSON.stringify(filter)])).map(toBlocker);
+      const candidates = (await sideChannel.query<BlockerRow>(blockersSql(null), [waiterPid ?? null, text, JSON.stringify(filter)])).map(toBlocker);
       const chosen = candidates.filter((blocker) => plan.predicate?.(blocker) === true).map((blocker) => blocker.pid);
       if (chosen.length === 0 || stopped) return;
-      rows = await sideChannel.query<BlockerRow>(blockersSql(signal), [waiterPid, text, JSON.stringify({ ...filter, pids: chosen })]);
+      rows = await sideChannel.query<BlockerRow>(blockersSql(signal), [waiterPid ?? null, text, JSON.stringify({ ...filter, pids: chosen })]);
     }
     const signalled = rows.filter((row) => row.signalled === true).map(toBlocker);
     if (signalled.length > 0) plan.onSignal?.(signalled, plan.action);
@@ -284,7 +310,7 @@ export function startPrioritizer(sideChannel: SideChannel, waiterPid: number, te
         : new PrioritizeFailedError(`prioritize (${plan.action}): could not look for blockers ${MAX_CONSECUTIVE_ERRORS} times in a row; the wait was given up`, {
             cause: error,
           });
-    await sideChannel.query(CANCEL_OWN_WAIT_SQL, [waiterPid, text]).catch(() => {
+    await sideChannel.query(CANCEL_OWN_WAIT_SQL, [waiterPid ?? null, text]).catch(() => {
       // The wait then ends by its own bound or when the lock is granted.
     });
   };

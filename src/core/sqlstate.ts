@@ -33,4 +33,8 @@ export const SqlState = {
   queryCanceled: '57014',
   undefinedTable: '42P01',
   inFailedTransaction: '25P02',
+  /** A named prepared statement the connection does not have (a pooler moved us, `DEALLOCATE`). */
+  undefinedPreparedStatement: '26000',
+  /** A named prepared statement the connection has already (a pooler moved us). */
+  duplicatePreparedStatement: '42P05',
 } as const;

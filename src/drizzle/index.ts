@@ -17,6 +17,9 @@ import { type LeaseMethods, leaseMethods } from '../core/lease.js';
 import { type LeaseHost, leaseHostOf } from '../core/lease-host.js';
 import { type LeaseTableNames, type LeaseTableOptions, leaseTableNames } from '../core/lease-schema.js';
 import { drizzleNotifySource } from './lease-notify.js';
+import type { Executor } from '../core/executor.js';
+import { preparedQuery } from '../pg/pg-executor.js';
+import { isPool } from '../pg/pg-like.js';
 import { type PrioritizeMethod, prioritizeMethod } from '../core/prioritize.js';
 import { type InspectMethod, inspectMethod } from '../core/inspect.js';
 import { checkTransactionConfig } from './transaction-config.js';
@@ -116,6 +119,18 @@ export function $lock<D extends DrizzleExecuteLike>(dbOrTx: D, options: DrizzleL
   return cachedLock(dbOrTx, options, () => buildLock(dbOrTx, options));
 }
 
+/**
+ * The lease statements' executor: through Drizzle, and on node-postgres (`db.$client` a Pool) also
+ * by name on the pool itself, so each connection plans them once (postgres.js prepares every
+ * statement by itself). Never by name through a transaction-mode pooler.
+ */
+function leaseExecutor(db: DrizzleExecuteLike, pooling: DrizzleLockOptions['pooling']): Executor {
+  const executor = drizzleExecutor(db, false, undefined);
+  const client = (db as { $client?: unknown }).$client;
+  if (pooling === 'transaction' || !isPool(client)) return executor;
+  return { ...executor, queryPrepared: preparedQuery(client) };
+}
+
 function buildLock<D extends DrizzleExecuteLike>(dbOrTx: D, options: DrizzleLockOptions): DrizzleLock<TxOf<D>> {
   const inTransaction = is(dbOrTx, PgTransaction);
   const sideSource = inTransaction ? options.db : (options.db ?? dbOrTx);
@@ -175,7 +190,7 @@ class DrizzleLockObject<Tx> extends LockObject {
         this.target,
         leaseTable,
         () => ({
-          executor: drizzleExecutor(this.target, false, undefined),
+          executor: leaseExecutor(this.target, this.pooling),
           // A transaction-mode pooler cannot keep a LISTEN: waiters poll.
           notify: this.pooling === 'transaction' ? undefined : drizzleNotifySource(this.target),
         }),

@@ -1,7 +1,7 @@
 import { InvalidLockArgumentError } from '../core/errors.js';
 import { mapDriverError } from '../core/wait.js';
 import type { Executor, SideChannel } from '../core/executor.js';
-import type { PgClientLike, PgPoolLike, PgTransactionOptions } from './pg-like.js';
+import type { PgClientLike, PgPoolLike, PgQueryResultLike, PgTransactionOptions } from './pg-like.js';
 
 const ISOLATION = {
   'read committed': 'READ COMMITTED',
@@ -68,6 +68,16 @@ export async function runTransaction<R>(
     throw mapDriverError(error);
   }
   return result;
+}
+
+/**
+ * Named prepared statements through node-postgres (`query({ name, text, values })`): each pooled
+ * connection parses and plans a statement once, and only binds and runs it after that. Not for a
+ * connection behind a transaction-mode pooler (the next statement may reach another backend).
+ */
+export function preparedQuery(target: PgPoolLike): NonNullable<Executor['queryPrepared']> {
+  const query = target.query as unknown as (config: { name: string; text: string; values: readonly unknown[] }) => Promise<PgQueryResultLike>;
+  return async <T>(name: string, text: string, params: readonly unknown[]) => (await query.call(target, { name, text, values: params })).rows as T[];
 }
 
 /** A second connection for cancelling waits: the pool itself. */

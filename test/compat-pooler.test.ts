@@ -8,6 +8,8 @@
  */
 import { describe, expect, test } from 'vitest';
 import { LockReleaseError, SessionLockUnsupportedError } from '../src/index.js';
+import { leaseHostOf } from '../src/core/lease-host.js';
+import { leaseTableNames } from '../src/core/lease-schema.js';
 import { $lock, ensureLeaseTable } from '../src/pg/index.js';
 import { type TestDatabase, useTestDatabase } from './helpers/database.js';
 import { transactionPooling } from './helpers/pooler.js';
@@ -164,6 +166,33 @@ describe.runIf(transactionPooling())('through pgbouncer in transaction mode', ()
       ),
     );
     expect(await db.query('SELECT n FROM compat_counter')).toEqual([{ n: 12 }]);
+  });
+});
+
+describe('lease waiters and poolers, in every variant', () => {
+  test('lease waiters trust LISTEN only once it hears its own probe NOTIFY: yes on a real session, no through a transaction-mode pooler', async () => {
+    const pool = db.pool({ max: 2 });
+    await ensureLeaseTable(pool);
+    try {
+      // Not declared pooling: 'transaction', as a user who forgot would write it.
+      const locks = $lock(pool);
+      expect(await locks.getLease('probe:none')).toBeNull();
+      const host = leaseHostOf(pool, leaseTableNames(), () => {
+        throw new Error('the lease host of this pool exists already');
+      });
+      const stop = await host.startWaiting();
+      try {
+        // Behind pgbouncer in transaction mode, LISTEN runs on a backend the pooler gives to others
+        // next, and the probe is never delivered: waiters then poll instead of sleeping through handoffs.
+        const expected = db.pooler !== 'transaction';
+        expect(await host.listenHealth()).toBe(expected);
+        expect(host.listening).toBe(expected);
+      } finally {
+        stop();
+      }
+    } finally {
+      await pool.end();
+    }
   });
 });
 

@@ -118,6 +118,10 @@ export interface HeldLease {
  * every 1.5 s (see `acquireLease`); a waiter that died leaves the line after this long.
  */
 export const LINE_TTL_MS = 3_000;
+/** How long a new LISTEN connection has to hear its own probe NOTIFY before this host polls for good. */
+const LISTEN_PROBE_MS = 2_000;
+/** The lease name of a probe payload: names may not start with U+0001, so no lease has it. */
+const LISTEN_PROBE_NAME = `${LINE_MARK}probe`;
 /** How long the LISTEN connection stays open after its last waiter is done. */
 const LISTEN_LINGER_MS = 2_000;
 
@@ -157,6 +161,11 @@ export class LeaseHost {
   #waiters = 0;
   #linger: ReturnType<typeof setTimeout> | undefined;
   #listenActive = false;
+  // The LISTEN self-test (see #probeListen): pending probes by nonce, the last result, and whether
+  // this host gave up on LISTEN because it heard nothing.
+  readonly #probes = new Map<string, () => void>();
+  #probe: Promise<boolean> | undefined;
+  #deaf = false;
   // Waiters of this process for one name queue in FIFO order: only the head tries, so one process
   // cannot starve its own waiters, and a release wakes one waiter per process, not a herd.
   readonly #queues = new Map<string, (() => void)[]>();
@@ -540,7 +549,7 @@ export class LeaseHost {
     this.#waiters += 1;
     if (this.#linger !== undefined) clearTimeout(this.#linger);
     this.#linger = undefined;
-    if (this.#config.notify !== undefined && this.#listening === undefined) {
+    if (this.#config.notify !== undefined && this.#listening === undefined && !this.#deaf) {
       const source = this.#config.notify;
       const listening: Promise<(() => Promise<void>) | undefined> = source
         .listen(ownerChannel(this.table.channel, this.owner), (payload) => this.#wake(payload), () => {
@@ -551,7 +560,7 @@ export class LeaseHost {
         })
         .then(
           (stop) => {
-            this.#listenActive = this.#listening === listening;
+            if (this.#listening === listening) this.#probeListen(listening);
             return stop;
           },
           () => {
@@ -594,6 +603,47 @@ export class LeaseHost {
   }
 
   /**
+   * Whether the LISTEN connection hears NOTIFY, once its self-test is done (`false` without a
+   * connection, or when it hears nothing). For tests and diagnostics.
+   */
+  async listenHealth(): Promise<boolean> {
+    await this.#listening;
+    return (await this.#probe) ?? false;
+  }
+
+  /**
+   * Trusts a new LISTEN connection only once it has heard a NOTIFY sent to it from another
+   * connection. Behind a transaction-mode pooler that was not declared (`pooling`), LISTEN
+   * succeeds on a server connection that the pooler hands to other clients next, and nothing is
+   * ever delivered: waiters would sleep through every handoff until their safety retry. Until the
+   * probe is heard, waiters poll; if it is not heard in time, this host polls for good.
+   */
+  #probeListen(listening: Promise<(() => Promise<void>) | undefined>): void {
+    const nonce = randomUUID();
+    let settle!: (heard: boolean) => void;
+    const heard = new Promise<boolean>((resolve) => (settle = resolve));
+    this.#probes.set(nonce, () => settle(true));
+    const timer = setTimeout(() => settle(false), LISTEN_PROBE_MS);
+    timer.unref?.();
+    this.#probe = heard.then((ok) => {
+      clearTimeout(timer);
+      this.#probes.delete(nonce);
+      if (this.#listening !== listening) return ok;
+      if (ok) this.#listenActive = true;
+      else {
+        this.#deaf = true;
+        this.#listening = undefined;
+        this.#listenActive = false;
+        void listening.then((stop) => stop?.()).catch(() => {});
+      }
+      return ok;
+    });
+    this.#config.executor
+      .query('SELECT pg_notify($1::text, $2::text) AS probe', [ownerChannel(this.table.channel, this.owner), JSON.stringify([LISTEN_PROBE_NAME, nonce])])
+      .catch(() => settle(false));
+  }
+
+  /**
    * Sleeps `ms`, until `signal` aborts, or until a release of `name` is announced and `wakeIf()`
    * says it concerns this waiter. A handoff heard before the sleep began wakes it at once.
    */
@@ -629,6 +679,10 @@ export class LeaseHost {
     let name: string;
     try {
       const [leaseName, owner, token, expiresMs] = JSON.parse(payload) as [string, string, string, number];
+      if (leaseName === LISTEN_PROBE_NAME) {
+        this.#probes.get(String(owner))?.();
+        return;
+      }
       name = String(leaseName);
       if (owner === this.owner) {
         // A waiter of this process takes it (or gives it back if it is leaving the line). With

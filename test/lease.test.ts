@@ -284,7 +284,9 @@ describe('across processes', () => {
 
   test('a holder whose heartbeats cannot get through aborts lease.signal while the database still holds the lease for it', async () => {
     const name = 'xp:stalled';
-    const child = spawnNode(worker, ['hold', db.url, name, '1200']);
+    // ttl 4 s: the child stops trusting its lease 400 ms (a tenth) before the database expires it,
+    // room enough for the check below to run on a loaded machine.
+    const child = spawnNode(worker, ['hold', db.url, name, '4000']);
     try {
       await child.waitForLine(/^acquired /);
       // Stall the child's heartbeats: they wait for this row lock as they would for a dead network.

@@ -620,28 +620,32 @@ export class LeaseHost {
    */
   #probeListen(listening: Promise<(() => Promise<void>) | undefined>): void {
     const nonce = randomUUID();
-    let settle!: (heard: boolean) => void;
-    const heard = new Promise<boolean>((resolve) => (settle = resolve));
-    this.#probes.set(nonce, () => settle(true));
-    const timer = setTimeout(() => settle(false), LISTEN_PROBE_MS);
+    // 'heard'; 'deaf' (sent, not heard in time); 'failed' (could not send: try again next time).
+    let settle!: (outcome: 'heard' | 'deaf' | 'failed') => void;
+    const outcome = new Promise<'heard' | 'deaf' | 'failed'>((resolve) => (settle = resolve));
+    this.#probes.set(nonce, () => settle('heard'));
+    const timer = setTimeout(() => settle('deaf'), LISTEN_PROBE_MS);
     timer.unref?.();
-    this.#probe = heard.then((ok) => {
+    this.#probe = outcome.then((result) => {
       clearTimeout(timer);
       this.#probes.delete(nonce);
-      if (this.#listening !== listening) return ok;
-      if (ok) this.#listenActive = true;
+      if (this.#listening !== listening) return result === 'heard';
+      if (result === 'heard') this.#listenActive = true;
       else {
-        this.#deaf = true;
+        // Deaf: poll for good. Failed: drop this connection; the next waiter opens and probes another.
+        if (result === 'deaf') this.#deaf = true;
         this.#listening = undefined;
         this.#listenActive = false;
         void listening.then((stop) => stop?.()).catch(() => {});
       }
-      return ok;
+      return result === 'heard';
     });
+    // `IS NULL`: pg_notify returns void, which some drivers (Prisma) cannot read.
     this.#config.executor
-      .query('SELECT pg_notify($1::text, $2::text) AS probe', [ownerChannel(this.table.channel, this.owner), JSON.stringify([LISTEN_PROBE_NAME, nonce])])
-      .catch(() => settle(false));
+      .query('SELECT pg_notify($1::text, $2::text) IS NULL AS probe', [ownerChannel(this.table.channel, this.owner), JSON.stringify([LISTEN_PROBE_NAME, nonce])])
+      .catch(() => settle('failed'));
   }
+
 
   /**
    * Sleeps `ms`, until `signal` aborts, or until a release of `name` is announced and `wakeIf()`

@@ -168,6 +168,13 @@ export async function lockTables(executor: Executor, plan: TableLockPlan): Promi
     if (!outcome.acquired) throw outcome.error;
     await query(inner, `SELECT set_config('lock_timeout', $1, true) AS restored`, [previous?.prev ?? '0']);
   };
+  // Bounded only by the driver's own deadline (Prisma's interactive-transaction timeout): a wait
+  // that runs into it ends the transaction anyway, so it needs no savepoint to keep it usable
+  // (as for row and advisory locks). Three statements instead of five.
+  if (bound.implicit && plan.signal === undefined) {
+    await bounded(executor);
+    return;
+  }
   if (executor.savepoint) {
     await executor.savepoint(bounded);
     return;

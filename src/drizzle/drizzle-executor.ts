@@ -14,7 +14,23 @@ function rowsOf<T>(result: unknown): T[] {
   return ((result as { rows?: T[] }).rows ?? []) as T[];
 }
 
+/** The part of a Drizzle session `db.execute` itself runs on: a query already rendered to text and values. */
+interface RenderedQuerySession {
+  prepareQuery(query: { sql: string; params: unknown[] }, fields: undefined, name: undefined, isResponseInArrayMode: boolean): { execute(): PromiseLike<unknown> };
+}
+
 export function drizzleQuery(target: DrizzleExecuteLike): SideChannel['query'] {
+  // `db.execute(sql)` renders the SQL object (`dialect.sqlToQuery`) and hands the text and values
+  // to the session's prepareQuery(…).execute(), which runs it with the driver and Drizzle's own
+  // value parsing. ormlock's statements are text and values already: giving them to the session
+  // directly skips building an SQL object only for Drizzle to take it apart again. Drizzle marks
+  // `session` internal, so without it (another Drizzle version) ormlock goes through execute().
+  const session = (target as { session?: Partial<RenderedQuerySession> }).session;
+  if (session !== undefined && typeof session.prepareQuery === 'function') {
+    const direct = session as RenderedQuerySession;
+    return async <T>(text: string, params: readonly unknown[] = []) =>
+      rowsOf<T>(await direct.prepareQuery({ sql: text, params: params as unknown[] }, undefined, undefined, false).execute());
+  }
   return async <T>(text: string, params: readonly unknown[] = []) => rowsOf<T>(await target.execute(toDrizzleSql(text, params)));
 }
 

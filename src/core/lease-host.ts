@@ -169,12 +169,11 @@ export class LeaseHost {
   // Waiters of this process for one name queue in FIFO order: only the head tries, so one process
   // cannot starve its own waiters, and a release wakes one waiter per process, not a herd.
   readonly #queues = new Map<string, (() => void)[]>();
-  #takeOverSql: string | undefined;
 
   // Names of the fixed statements, by text, while this host sends them as prepared statements.
   readonly #names = new Map<string, string>();
   /** The statements, built once per host: the table name is fixed. */
-  readonly #sql: Record<'acquire' | 'lineAcquire' | 'lineLeave' | 'quickRelease' | 'release' | 'extend' | 'heartbeat' | 'get' | 'list' | 'prune', string>;
+  readonly #sql: Record<'acquire' | 'lineAcquire' | 'lineLeave' | 'quickRelease' | 'release' | 'takeOver' | 'extend' | 'heartbeat' | 'get' | 'list' | 'prune', string>;
 
   constructor(config: LeaseHostConfig) {
     this.#config = config;
@@ -185,6 +184,7 @@ export class LeaseHost {
       lineLeave: lineLeaveSql(t),
       quickRelease: quickReleaseSql(t),
       release: releaseSql(t),
+      takeOver: takeOverSql(t),
       extend: extendSql(t),
       heartbeat: heartbeatSql(t),
       get: getSql(t),
@@ -204,8 +204,7 @@ export class LeaseHost {
 
   /** Another pooled connection, for a prioritized wait's looks at `pg_stat_activity`. */
   get sideChannel(): SideChannel {
-    const executor = this.#config.executor;
-    return { query: (text, params) => executor.query(text, params) };
+    return this.#config.executor;
   }
 
   /** Runs one lease statement, mapping a missing table to {@link LeaseTableMissingError}. */
@@ -246,7 +245,7 @@ export class LeaseHost {
   /** One acquisition attempt; `sentAt` is taken before the request leaves, for the trust deadline. */
   async tryAcquire(name: string, ttlMs: number, data: unknown): Promise<AcquireAttempt> {
     if (this.#stale.has(name)) await this.#releaseStale(name);
-    const json = data === undefined || data === null ? null : JSON.stringify(data);
+    const json = jsonParam(data);
     const sentAt = performance.now();
     const [taken] = await this.query<{ token: string; data: unknown; expires_ms: number }>(this.#sql.acquire, [name, this.owner, json, ttlMs]);
     if (taken !== undefined) return { acquired: true, row: { name, owner: this.owner, ...taken }, sentAt };
@@ -261,7 +260,7 @@ export class LeaseHost {
    */
   async tryInLine(name: string, ttlMs: number, data: unknown, mark = ''): Promise<LineAttempt> {
     if (this.#stale.has(name)) await this.#releaseStale(name);
-    const json = data === undefined || data === null ? null : JSON.stringify(data);
+    const json = jsonParam(data);
     this.#handed.delete(name);
     const sentAt = performance.now();
     const [row] = await this.query<{
@@ -385,7 +384,7 @@ export class LeaseHost {
       if (done !== undefined) return done.live ? 'released' : 'expired';
       // Not held, or someone is in line: the full statement tells which.
     }
-    const rows = await this.query<{ live: boolean; handed_to: string | null }>(this.#sql.release, [name, this.owner, token, `${this.table.channel}_`, line]);
+    const rows = await this.query<{ live: boolean; handed_to: string | null }>(this.#sql.release, [name, this.owner, token, ownerChannel(this.table.channel, ''), line]);
     const row = rows[0];
     if (row?.handed_to != null) {
       this.#contended.add(name);
@@ -400,10 +399,8 @@ export class LeaseHost {
    * that holder no longer holds it. `mark` as for {@link tryInLine}.
    */
   async takeOver(name: string, ttlMs: number, data: unknown, holder: { owner: string; token: string }, mark = ''): Promise<Extract<LineAttempt, { acquired: true }> | undefined> {
-    const json = data === undefined || data === null ? null : JSON.stringify(data);
-    this.#takeOverSql ??= takeOverSql(this.table);
     const sentAt = performance.now();
-    const [row] = await this.query<{ token: string; data: unknown; expires_ms: number }>(mark + this.#takeOverSql, [name, this.owner, json, ttlMs, holder.owner, holder.token]);
+    const [row] = await this.query<{ token: string; data: unknown; expires_ms: number }>(mark + this.#sql.takeOver, [name, this.owner, jsonParam(data), ttlMs, holder.owner, holder.token]);
     if (row === undefined) return undefined;
     return { acquired: true, row: { name, owner: this.owner, token: row.token, data: row.data, expires_ms: Number(row.expires_ms) }, sentAt };
   }
@@ -646,7 +643,6 @@ export class LeaseHost {
       .catch(() => settle('failed'));
   }
 
-
   /**
    * Sleeps `ms`, until `signal` aborts, or until a release of `name` is announced and `wakeIf()`
    * says it concerns this waiter. A handoff heard before the sleep began wakes it at once.
@@ -701,6 +697,11 @@ export class LeaseHost {
     if (this.#waiters > 0) this.#heard.set(name, this.heard(name) + 1);
     for (const wake of this.#wakers.get(name) ?? []) wake();
   }
+}
+
+/** A lease's `data` as the jsonb text parameter of its statements (`null` for none). */
+function jsonParam(data: unknown): string | null {
+  return data === undefined || data === null ? null : JSON.stringify(data);
 }
 
 /** Resolves with `promise`, or rejects with the signal's reason when it aborts first (then calls `onAbort`). */

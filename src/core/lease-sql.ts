@@ -109,7 +109,8 @@ const OWNER_CHANNEL_CHARS = 8;
 /**
  * The channel a release NOTIFYs when it hands a lease to `owner` (`<channel>_<random part of the
  * owner id>`), so that only that process is sent it: one channel for all would deliver every
- * handoff of the table to every listening process. Owner ids are `host:pid:<8 hex>`.
+ * handoff of the table to every listening process. Owner ids are `host:pid:<8 hex>`. With an
+ * empty owner: the prefix {@link releaseSql} completes with the receiving owner's part.
  */
 export function ownerChannel(channel: string, owner: string): string {
   return `${channel}_${owner.slice(-OWNER_CHANNEL_CHARS)}`;

@@ -168,16 +168,11 @@ export function planLease(options: unknown, form: 'lease' | 'run'): LeasePlan {
   };
 }
 
-function planLeasePrioritize(value: unknown, base?: PrioritizePlan): LeasePrioritizePlan {
-  let takeOver: unknown = true;
-  let onTakeOver: unknown;
-  let rest = value;
-  if (base === undefined) {
-    if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
-      ({ takeOver = true, onTakeOver, ...rest } = value as Record<string, unknown>);
-    }
-    base = planPrioritize(rest, 'options.prioritize');
-  }
+function planLeasePrioritize(value: unknown): LeasePrioritizePlan {
+  // The lease-only options come off first; planPrioritize checks the rest (and refuses a non-object).
+  const isObject = typeof value === 'object' && value !== null && !Array.isArray(value);
+  const { takeOver = true, onTakeOver, ...rest } = isObject ? (value as Record<string, unknown>) : {};
+  const base = planPrioritize(isObject ? rest : value, 'options.prioritize');
   if (typeof takeOver !== 'boolean' && typeof takeOver !== 'function') {
     throw new InvalidLockArgumentError('options.prioritize.takeOver', `expected true, false or a function of the holder, got ${describe(takeOver)}`);
   }
@@ -365,7 +360,8 @@ export async function acquireLease<D>(host: LeaseHost, name: string, plan: Lease
   // Prioritized: the wait's statements carry a mark by which a second connection finds the
   // backend running them, and signals what blocks it; the holder itself is taken over.
   const scoped = plan.prioritize === undefined ? scopedPrioritizePlan() : undefined;
-  const priority = plan.prioritize ?? (scoped === undefined ? undefined : planLeasePrioritize(undefined, scoped));
+  // The scope's plan (from `prioritize(fn)`) takes over any holder: the lease-only options have their defaults.
+  const priority: LeasePrioritizePlan | undefined = plan.prioritize ?? (scoped === undefined ? undefined : { ...scoped, takeOver: true, onTakeOver: undefined });
   const mark = priority === undefined ? '' : newWaitMark();
   let prioritizer: Prioritizer | undefined;
   let nextTakeOver = priority === undefined || priority.takeOver === false ? Number.POSITIVE_INFINITY : performance.now() + priority.afterMs;

@@ -34,7 +34,7 @@ export const claimNotes = [
 export async function benchClaim(ctx: BenchContext): Promise<BenchRow[]> {
   const quick = ctx.quick ?? false;
   const single = quick ? { rounds: 2, perRound: 60, warmup: 20 } : { rounds: 6, perRound: 400, warmup: 100 };
-  const many = quick ? { rounds: 2, perClient: 20, warmup: 5 } : { rounds: 4, perClient: 150, warmup: 30 };
+  const many = quick ? { rounds: 2, perClient: 20, warmup: 5 } : { rounds: 8, perClient: 75, warmup: 30 };
   const CLIENTS = 16;
   const DRIVERS = 6;
   const needed = DRIVERS * (single.warmup + single.rounds * single.perRound + CLIENTS * (many.warmup + many.rounds * many.perClient));

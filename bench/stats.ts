@@ -32,9 +32,9 @@ function rotated<T>(entries: T[], round: number): T[] {
 }
 
 /**
- * Runs named cases in `rounds` alternating rounds of `perRound` calls each and summarizes each.
- * `scale` shrinks the calls of a slow case (e.g. `{ 'advisory-lock': 0.2 }`) so it does not eat
- * the time budget; it still runs in every round.
+ * Runs named cases `rounds × perRound` calls each, one call of each case in turn, and summarizes
+ * each. `scale` shrinks the calls of a slow case (e.g. `{ 'advisory-lock': 0.2 }`) so it does not
+ * eat the time budget; its calls are spread evenly over the turns.
  */
 export async function compare(
   cases: Record<string, (i: number) => Promise<unknown>>,
@@ -47,8 +47,20 @@ export async function compare(
     await sample(op, n(name, warmup));
     samples[name] = [];
   }
-  for (let round = 0; round < rounds; round += 1) {
-    for (const [name, op] of rotated(Object.entries(cases), round)) samples[name]!.push(...(await sample(op, n(name, perRound))));
+  // One call of each case in turn, the order rotated every turn: whatever drifts during the run
+  // (other load on the machine, garbage the calls leave in shared tables, checkpoints) falls on
+  // every case alike, instead of on whichever case's round it happened in.
+  const entries = Object.entries(cases);
+  const counts = Object.fromEntries(entries.map(([name]) => [name, n(name, rounds * perRound)]));
+  const turns = Math.max(...Object.values(counts));
+  for (let turn = 0; turn < turns; turn += 1) {
+    for (const [name, op] of rotated(entries, turn)) {
+      const list = samples[name]!;
+      if (list.length >= Math.floor(((turn + 1) * counts[name]!) / turns)) continue;
+      const start = performance.now();
+      await op(list.length);
+      list.push(performance.now() - start);
+    }
   }
   return Object.fromEntries(
     Object.entries(samples).map(([name, list]) => {

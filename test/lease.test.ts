@@ -436,6 +436,62 @@ describe('refusals and tokens', () => {
     expect(await host.release('refuse:sql', attempt.acquired ? attempt.row.token : '0')).toBe('expired');
   });
 
+  test('a release counted without RETURNING (as on Prisma) still tells released, expired, not held and a waiter in line apart', async () => {
+    const counted = (): LeaseHost =>
+      new LeaseHost({
+        executor: {
+          query: async (text, params) => (await pool.query(text, params as unknown[])).rows as never[],
+          execute: async (text, params) => (await pool.query(text, params as unknown[])).rowCount ?? 0,
+          inTransaction: false,
+        },
+        table: leaseTableNames(),
+      });
+    const host = counted();
+    const token = (attempt: Awaited<ReturnType<LeaseHost['tryAcquire']>>) => (attempt.acquired ? attempt.row.token : '0');
+
+    const live = await host.tryAcquire('counted:live', 10_000, null);
+    expect(await host.release('counted:live', token(live))).toBe('released');
+    expect(await host.get('counted:live')).toBeUndefined();
+
+    const stale = await host.tryAcquire('counted:stale', 10_000, null);
+    expect(await counted().release('counted:stale', token(stale))).toBe('not-held');
+    expect(await host.release('counted:stale', '1')).toBe('not-held');
+    expect((await host.get('counted:stale'))?.token).toBe(token(stale));
+    expect(await host.release('counted:stale', token(stale))).toBe('released');
+
+    const short = await host.tryAcquire('counted:expired', 50, null);
+    await until(async () => (await host.get('counted:expired'))!.remaining_ms <= 0, 'expired on the database clock');
+    expect(await host.release('counted:expired', token(short))).toBe('expired');
+    expect(await host.get('counted:expired')).toBeUndefined();
+
+    // A waiter in line: the counted statement deletes nothing and the full release hands over.
+    const held = await host.tryAcquire('counted:line', 10_000, null);
+    const waiter = counted();
+    expect((await waiter.tryInLine('counted:line', 10_000, null)).acquired).toBe(false);
+    expect(await host.release('counted:line', token(held))).toBe('released');
+    const handed = await host.get('counted:line');
+    expect(handed?.owner).toBe(waiter.owner);
+    expect(await waiter.release('counted:line', handed!.token)).toBe('released');
+  });
+
+  test('Prisma releases count rows and report a release after expiry', async () => {
+    const prisma = db.prisma().$extends(lockExtension());
+    const lease = await prisma.$lock.lease('counted:prisma', { ttl: '10s' });
+    await lease.release();
+    expect(await prisma.$lock.getLease('counted:prisma')).toBeNull();
+    // The database's clock passes the lease's expiry (moved there by hand) before this process lets go.
+    const late = await prisma.$lock.lease('counted:prisma', { ttl: '30s' });
+    await db.query(`UPDATE ormlock_leases SET expires_at = clock_timestamp() - interval '1 second' WHERE name = 'counted:prisma'`);
+    await expect(late.release()).rejects.toMatchObject({ name: 'LeaseLostError', reason: 'expired' });
+    expect(await prisma.$lock.getLease('counted:prisma')).toBeNull();
+    // Taken over meanwhile (another token): the release leaves the new holder alone.
+    const taken = await prisma.$lock.lease('counted:prisma', { ttl: '30s' });
+    await db.query(`UPDATE ormlock_leases SET token = token + 1000 WHERE name = 'counted:prisma'`);
+    await expect(taken.release()).rejects.toMatchObject({ name: 'LeaseLostError', reason: 'taken' });
+    expect(await prisma.$lock.getLease('counted:prisma')).not.toBeNull();
+    await db.query(`DELETE FROM ormlock_leases WHERE name = 'counted:prisma'`);
+  });
+
   test('withLease throws LeaseLostError when the lease was lost while fn ran, and fn sees the signal abort', async () => {
     const locks = pgLock(pool);
     let sawAbort = false;

@@ -18,6 +18,12 @@ export interface Executor {
    * {@link Executor.query} for good if the server answers 26000 or 42P05.
    */
   readonly queryPrepared?: <T extends Row = Row>(name: string, text: string, params: readonly unknown[]) => Promise<T[]>;
+  /**
+   * Runs one statement and resolves how many rows it changed, without reading any row back. Only
+   * layers whose driver pays noticeably per returned row set it (Prisma deserializes every raw
+   * result); ormlock then sends its most frequent lease statement without `RETURNING`.
+   */
+  readonly execute?: (text: string, params: readonly unknown[]) => Promise<number>;
   /** True when every query runs inside one open transaction. */
   readonly inTransaction: boolean;
   /**

@@ -17,6 +17,7 @@ import {
   listSql,
   pgArrayLiteral,
   pruneSql,
+  quickReleaseCountSql,
   quickReleaseSql,
   releaseSql,
   takeOverSql,
@@ -173,7 +174,7 @@ export class LeaseHost {
   // Names of the fixed statements, by text, while this host sends them as prepared statements.
   readonly #names = new Map<string, string>();
   /** The statements, built once per host: the table name is fixed. */
-  readonly #sql: Record<'acquire' | 'lineAcquire' | 'lineLeave' | 'quickRelease' | 'release' | 'takeOver' | 'extend' | 'heartbeat' | 'get' | 'list' | 'prune', string>;
+  readonly #sql: Record<'acquire' | 'lineAcquire' | 'lineLeave' | 'quickRelease' | 'quickReleaseCount' | 'release' | 'takeOver' | 'extend' | 'heartbeat' | 'get' | 'list' | 'prune', string>;
 
   constructor(config: LeaseHostConfig) {
     this.#config = config;
@@ -183,6 +184,7 @@ export class LeaseHost {
       lineAcquire: lineAcquireSql(t),
       lineLeave: lineLeaveSql(t),
       quickRelease: quickReleaseSql(t),
+      quickReleaseCount: quickReleaseCountSql(t),
       release: releaseSql(t),
       takeOver: takeOverSql(t),
       extend: extendSql(t),
@@ -214,10 +216,23 @@ export class LeaseHost {
       if (name !== undefined) return await this.#queryPrepared<T>(name, text, params);
       return await this.#config.executor.query<T>(text, params);
     } catch (error) {
-      const state = sqlStateOf(error);
-      if (state === SqlState.undefinedTable || state === '3F000') throw new LeaseTableMissingError(this.#config.table.qualified, { cause: error });
-      throw mapDriverError(error);
+      throw this.#driverError(error);
     }
+  }
+
+  /** Runs one lease statement through {@link Executor.execute} and resolves how many rows it changed. */
+  async #count(execute: NonNullable<Executor['execute']>, text: string, params: readonly unknown[]): Promise<number> {
+    try {
+      return await execute(text, params);
+    } catch (error) {
+      throw this.#driverError(error);
+    }
+  }
+
+  #driverError(error: unknown): unknown {
+    const state = sqlStateOf(error);
+    if (state === SqlState.undefinedTable || state === '3F000') return new LeaseTableMissingError(this.#config.table.qualified, { cause: error });
+    return mapDriverError(error);
   }
 
   /**
@@ -380,9 +395,14 @@ export class LeaseHost {
     const line = lineRowName(name);
     // A name that had a line at its last release likely has one now: straight to the handoff.
     if (!this.#contended.has(name)) {
-      const [done] = await this.query<{ live: boolean }>(this.#sql.quickRelease, [name, this.owner, token, line]);
-      if (done !== undefined) return done.live ? 'released' : 'expired';
-      // Not held, or someone is in line: the full statement tells which.
+      const { execute } = this.#config.executor;
+      if (execute !== undefined) {
+        if ((await this.#count(execute, this.#sql.quickReleaseCount, [name, this.owner, token, line])) === 1) return 'released';
+      } else {
+        const [done] = await this.query<{ live: boolean }>(this.#sql.quickRelease, [name, this.owner, token, line]);
+        if (done !== undefined) return done.live ? 'released' : 'expired';
+      }
+      // Not held (or expired, when counted), or someone is in line: the full statement tells which.
     }
     const rows = await this.query<{ live: boolean; handed_to: string | null }>(this.#sql.release, [name, this.owner, token, ownerChannel(this.table.channel, ''), line]);
     const row = rows[0];

@@ -66,6 +66,19 @@ export function quickReleaseSql(t: LeaseTableNames): string {
 }
 
 /**
+ * {@link quickReleaseSql} for a driver that reads the count of changed rows
+ * (`Executor.execute`): same parameters, no row back. One row deleted: released while it was
+ * live. None: not held, expired, or someone is in line, and {@link releaseSql} tells which.
+ */
+export function quickReleaseCountSql(t: LeaseTableNames): string {
+  const T = t.qualified;
+  return (
+    `DELETE FROM ${T} WHERE name = $1::text AND owner = $2::text AND token = $3::int8 AND expires_at > clock_timestamp() ` +
+    `AND NOT EXISTS (SELECT 1 FROM ${T} w WHERE w.name = $4::text)`
+  );
+}
+
+/**
  * Release: $1 name, $2 owner, $3 token, $4 the channel's prefix ({@link ownerChannel} without the
  * owner's part), $5 the name's line row ({@link lineRowName}).
  * Only if this owner and token still hold the lease. `live` says whether it had not yet expired.

@@ -201,7 +201,10 @@ class LeaseHandle<D> implements Lease<D>, HeldLease {
   #expiresAt: Date;
   #state: 'held' | 'released' | 'lost' = 'held';
   #lostError: LeaseLostError | undefined;
-  readonly #controller = new AbortController();
+  // Made when `signal` is first read: most leases are released without anyone reading it, and an
+  // AbortController with its event target is the costliest part of a lease's JavaScript.
+  #controller: AbortController | undefined;
+  #endReason: (() => unknown) | undefined;
   readonly #host: LeaseHost;
   readonly #onLost: ((error: LeaseLostError) => void) | undefined;
   #trustedUntil = 0;
@@ -229,7 +232,17 @@ class LeaseHandle<D> implements Lease<D>, HeldLease {
   }
 
   get signal(): AbortSignal {
+    if (this.#controller === undefined) {
+      this.#controller = new AbortController();
+      if (this.#endReason !== undefined) this.#controller.abort(this.#endReason());
+    }
     return this.#controller.signal;
+  }
+
+  /** Aborts `signal` with `reason()` now, or when it is first read. */
+  #end(reason: () => unknown): void {
+    this.#endReason = reason;
+    this.#controller?.abort(reason());
   }
 
   get state(): 'held' | 'released' | 'lost' {
@@ -272,7 +285,7 @@ class LeaseHandle<D> implements Lease<D>, HeldLease {
     this.#state = 'lost';
     this.#lostError = error;
     this.#stop();
-    this.#controller.abort(error);
+    this.#end(() => error);
     try {
       this.#onLost?.(error);
     } catch {
@@ -308,7 +321,8 @@ class LeaseHandle<D> implements Lease<D>, HeldLease {
     if (this.#state === 'lost') throw this.#notHeld('release');
     this.#state = 'released';
     this.#stop();
-    this.#controller.abort(new Error(`lease ${JSON.stringify(this.name)} was released`));
+    const name = this.name;
+    this.#end(() => new Error(`lease ${JSON.stringify(name)} was released`));
     const outcome = await this.#host.release(this.name, this.token);
     if (outcome === 'released') return;
     const error =

@@ -1,4 +1,4 @@
-import { type Column, type SQL, getTableColumns, is, SQL as SQLClass } from 'drizzle-orm';
+import { type Column, Column as ColumnClass, type SQL, getTableColumns, is, SQL as SQLClass } from 'drizzle-orm';
 import { PgDialect, type PgColumn, type PgTable, type PgUpdateSetSource, getTableConfig } from 'drizzle-orm/pg-core';
 import { describe } from '../core/duration.js';
 import { InvalidLockArgumentError } from '../core/errors.js';
@@ -8,6 +8,7 @@ import {
   type OrderTerm,
   type RowLockOptions,
   type RowLockStrength,
+  type SelectColumn,
   type SetItem,
   type TableRef,
   checkOptionNames,
@@ -18,6 +19,7 @@ import {
 } from '../core/row-lock.js';
 import type { SqlFragment } from '../core/sql-fragment.js';
 import { type TableLockOptions, lockTables, planTableLock } from '../core/table-lock.js';
+import { renderCondition } from './render-sql.js';
 
 /** One `orderBy` item: a column (ascending), or Drizzle's `asc(column)` / `desc(column)` / any `SQL`. */
 export type DrizzleOrderBy = PgColumn | SQL | SQL.Aliased;
@@ -88,6 +90,8 @@ export interface DrizzleRowLocks {
 interface TableInfo {
   readonly table: TableRef;
   readonly columns: Record<string, Column>;
+  /** The columns whose driver values Drizzle maps (timestamps, numbers sent as text, json …), by key. */
+  readonly decoded: readonly (readonly [key: string, column: Column])[];
 }
 
 // getTableConfig() builds every index, check and foreign key of the table: once per table is enough.
@@ -103,7 +107,10 @@ function tableInfo(table: unknown, argument = 'table'): TableInfo {
     throw new InvalidLockArgumentError(argument, `expected a Drizzle pgTable, got ${describe(table)}`);
   }
   if (typeof config?.name !== 'string') throw new InvalidLockArgumentError(argument, `expected a Drizzle pgTable, got ${describe(table)}`);
-  const info: TableInfo = { table: { schema: config.schema ?? null, name: config.name }, columns: getTableColumns(table as PgTable) };
+  const columns = getTableColumns(table as PgTable);
+  // A column that keeps driver values as they are (text, boolean …) is left out of decoding.
+  const decoded = Object.entries(columns).filter(([, column]) => column.mapFromDriverValue !== ColumnClass.prototype.mapFromDriverValue);
+  const info: TableInfo = { table: { schema: config.schema ?? null, name: config.name }, columns, decoded };
   tableInfos.set(table as object, info);
   return info;
 }
@@ -119,8 +126,7 @@ export function drizzleRowLocks(executorOf: () => Executor, dbOrTx: unknown): Dr
   const columnName = (column: Column): string => casing?.getColumnCasing?.(column) ?? column.name;
   const render = (value: SQL, argument: string): SqlFragment => {
     if (!is(value, SQLClass)) throw new InvalidLockArgumentError(argument, `expected a Drizzle SQL condition (eq(…), and(…), sql\`…\`), got ${describe(value)}`);
-    const query = dialect.sqlToQuery(value);
-    return { text: query.sql, params: query.params };
+    return renderCondition(dialect, value);
   };
   const orderTerms = (orderBy: unknown): OrderTerm[] | undefined => {
     if (orderBy === undefined) return undefined;
@@ -132,9 +138,16 @@ export function drizzleRowLocks(executorOf: () => Executor, dbOrTx: unknown): Dr
       return render(item as SQL, argument);
     });
   };
+  // The select list of a table, by this instance's casing: built once per table.
+  const selectColumns = new WeakMap<TableInfo, SelectColumn[]>();
+  const columnsOf = (info: TableInfo): SelectColumn[] => {
+    let list = selectColumns.get(info);
+    if (list === undefined) selectColumns.set(info, (list = Object.entries(info.columns).map(([key, column]) => ({ column: columnName(column), as: key }))));
+    return list;
+  };
   const spec = (info: TableInfo, opts: Record<string, unknown>, limitName: string) => ({
     table: info.table,
-    columns: Object.entries(info.columns).map(([key, column]) => ({ column: columnName(column), as: key })),
+    columns: columnsOf(info),
     where: opts['where'] === undefined ? undefined : render(opts['where'] as SQL, 'query.where'),
     orderBy: orderTerms(opts['orderBy']),
     limit: countOption(opts[limitName], `query.${limitName}`),
@@ -193,8 +206,9 @@ function setItems(info: TableInfo, set: unknown, render: (value: SQL, argument: 
 
 /** Decodes driver values with each column's own mapping, as `select()` does. */
 function decodeRows(info: TableInfo, rows: Row[]): Row[] {
+  if (info.decoded.length === 0) return rows;
   for (const row of rows) {
-    for (const [key, column] of Object.entries(info.columns)) {
+    for (const [key, column] of info.decoded) {
       const value = row[key];
       if (value !== null && value !== undefined) row[key] = column.mapFromDriverValue(value);
     }

@@ -4,7 +4,7 @@ import { type LeaseHost, type NotifySource, leaseHostOf } from '../core/lease-ho
 import { type LeaseTableOptions, ensureLeaseTable as ensureLeaseTableWith, leaseTableNames } from '../core/lease-schema.js';
 import { isPool } from '../pg/pg-like.js';
 import { poolNotifySource, urlNotifySource } from '../pg/pg-notify.js';
-import { prismaQuery } from './prisma-executor.js';
+import { prismaExecute, prismaQuery } from './prisma-executor.js';
 import type { PrismaRawLike } from './prisma-like.js';
 
 /** Lease options of `lockExtension()`. */
@@ -37,7 +37,7 @@ export function prismaLeases(base: PrismaRawLike, options: PrismaLeaseOptions): 
       table,
       () => ({
         // Outside any transaction: each lease statement commits by itself.
-        executor: { query: prismaQuery(base), inTransaction: false },
+        executor: { query: prismaQuery(base), execute: prismaExecute(base), inTransaction: false },
         notify: options.url === undefined && options.pooling === 'transaction' ? undefined : prismaNotifySource(base, options.url),
       }),
       `${options.pooling ?? ''}|${options.url ?? ''}`,

@@ -121,18 +121,21 @@ function describeKeys(keys: AdvisoryKey[]): string {
   return `advisory lock${keys.length > 1 ? 's' : ''} ${shown}`;
 }
 
-/** Calls `fn` once per key, in the plan's order: `pg_advisory_xact_lock($1::int8) AS k0, …`. */
-function keyCalls(fn: string, keys: readonly AdvisoryKey[], firstParam: number): { calls: string[]; params: string[] } {
+/**
+ * Calls `fn` once per key, in the plan's order: `pg_advisory_xact_lock($1::int8) AS k0, …`
+ * (`calls`), and the same calls without their column names (`exprs`).
+ */
+function keyCalls(fn: string, keys: readonly AdvisoryKey[], firstParam: number): { calls: string[]; exprs: string[]; params: string[] } {
   const params: string[] = [];
-  const calls = keys.map((key, index) => {
+  const exprs = keys.map((key) => {
     if (key.kind === 'int8') {
       params.push(key.value.toString());
-      return `${fn}($${firstParam + params.length - 1}::int8) AS k${index}`;
+      return `${fn}($${firstParam + params.length - 1}::int8)`;
     }
     params.push(String(key.namespace), String(key.id));
-    return `${fn}($${firstParam + params.length - 2}::int4, $${firstParam + params.length - 1}::int4) AS k${index}`;
+    return `${fn}($${firstParam + params.length - 2}::int4, $${firstParam + params.length - 1}::int4)`;
   });
-  return { calls, params };
+  return { calls: exprs.map((expr, index) => `${expr} AS k${index}`), exprs, params };
 }
 
 function lockFunction(plan: AdvisoryPlan, scope: 'xact' | 'session'): string {
@@ -219,12 +222,17 @@ async function releaseTaken(executor: Executor, plan: AdvisoryPlan, taken: unkno
 async function waitAll(executor: Executor, plan: AdvisoryPlan, context: AcquireContext): Promise<true | OrmlockError> {
   const bound = effectiveTimeout(executor, plan.timeoutMs);
   const bounded = bound.timeoutMs !== undefined;
-  const { calls, params } = keyCalls(lockFunction(plan, context.scope), plan.keys, bounded ? 2 : 1);
+  const { calls, exprs, params } = keyCalls(lockFunction(plan, context.scope), plan.keys, bounded ? 2 : 1);
   const inner = `SELECT ${calls.join(', ')} OFFSET 0`;
-  const columns = `true AS acquired${context.scope === 'session' ? `, pg_backend_pid() AS ${PID_COLUMN}` : ''}`;
+  const pidColumn = context.scope === 'session' ? `, pg_backend_pid() AS ${PID_COLUMN}` : '';
+  const columns = `true AS acquired${pidColumn}`;
+  // The lock functions return void, which not every driver can read (Prisma cannot): the row says
+  // `acquired` instead. One key without a bound needs no sub-select for it (the common case).
   const text = bounded
     ? `SELECT ${columns} FROM (${withLockTimeout(inner, '$1')}) AS ormlock_w`
-    : `SELECT ${columns} FROM (${inner}) AS ormlock_l`;
+    : calls.length === 1
+      ? `SELECT ${exprs[0]!} IS NOT NULL AS acquired${pidColumn}`
+      : `SELECT ${columns} FROM (${inner}) AS ormlock_l`;
   const outcome = await runLockStatement(executor, text, bounded ? [String(bound.timeoutMs), ...params] : params, {
     timeoutMs: bound.timeoutMs,
     implicitTimeout: bound.implicit,

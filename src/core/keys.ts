@@ -41,22 +41,36 @@ export function hashKey(key: string): bigint {
   // The same refusals as a lock key: a lone surrogate would be hashed as U+FFFD (the UTF-8
   // encoder replaces it), the key of another string, and PostgreSQL cannot hold it to compare.
   if (typeof key !== 'string' || key.length === 0) throw new InvalidLockArgumentError('key', `expected a non-empty string, got ${describe(key)}`);
-  if (!key.isWellFormed()) throw new InvalidLockArgumentError('key', 'a string key must be well-formed UTF-16 (it has a lone surrogate)');
-  const value = createHash('sha256').update(key, 'utf8').digest().readBigInt64BE(0);
-  rememberKey(key, value);
+  const value = hashWellFormed(key);
+  if (value === undefined) throw new InvalidLockArgumentError('key', LONE_SURROGATE);
   return value;
 }
+
+const LONE_SURROGATE = 'a string key must be well-formed UTF-16 (it has a lone surrogate)';
 
 /** How many recently hashed string keys this process remembers, for {@link knownKeyOf}. */
 export const KNOWN_KEYS_LIMIT = 10_000;
 
-// Most recently hashed last; a Map keeps insertion order, so the oldest entry is dropped first.
+// The keys hashed last, both ways: by key, so that a key locked again is not hashed again, and by
+// value, for inspect(). First hashed first dropped (a Map keeps insertion order); a key still in
+// use comes back with its next lock.
+const hashedKeys = new Map<string, bigint>();
 const knownKeys = new Map<bigint, string>();
 
-function rememberKey(key: string, value: bigint): void {
-  if (knownKeys.get(value) === key) knownKeys.delete(value);
+/** The key's 64-bit hash, or undefined when it is not well-formed UTF-16 (checked before hashing it). */
+function hashWellFormed(key: string): bigint | undefined {
+  const known = hashedKeys.get(key);
+  if (known !== undefined) return known;
+  if (!key.isWellFormed()) return undefined;
+  const value = createHash('sha256').update(key, 'utf8').digest().readBigInt64BE(0);
+  hashedKeys.set(key, value);
   knownKeys.set(value, key);
-  if (knownKeys.size > KNOWN_KEYS_LIMIT) knownKeys.delete(knownKeys.keys().next().value as bigint);
+  if (hashedKeys.size > KNOWN_KEYS_LIMIT) {
+    const [oldest, oldValue] = hashedKeys.entries().next().value as [string, bigint];
+    hashedKeys.delete(oldest);
+    if (knownKeys.get(oldValue) === oldest) knownKeys.delete(oldValue);
+  }
+  return value;
 }
 
 /**
@@ -89,10 +103,9 @@ export function advisoryKeyFromLock(classid: number | string, objid: number | st
 export function advisoryKeyOf(key: unknown, argument = 'key'): AdvisoryKey {
   if (typeof key === 'string') {
     if (key.length === 0) throw new InvalidLockArgumentError(argument, 'a string key must not be empty');
-    if (!key.isWellFormed()) {
-      throw new InvalidLockArgumentError(argument, 'a string key must be well-formed UTF-16 (it has a lone surrogate)');
-    }
-    return { kind: 'int8', value: hashKey(key), source: key };
+    const value = hashWellFormed(key);
+    if (value === undefined) throw new InvalidLockArgumentError(argument, LONE_SURROGATE);
+    return { kind: 'int8', value, source: key };
   }
   if (typeof key === 'number') {
     if (!Number.isSafeInteger(key)) {
@@ -127,7 +140,8 @@ function isInt4(value: unknown): value is number {
 export function advisoryKeysOf(keys: unknown): AdvisoryKey[] {
   // A two-element array of numbers is the [namespace, id] form, not two keys.
   const many = Array.isArray(keys) && !isPairShape(keys);
-  const list = many ? (keys as unknown[]) : [keys];
+  if (!many) return [advisoryKeyOf(keys, 'key')];
+  const list = keys as unknown[];
   if (list.length === 0) throw new InvalidLockArgumentError('key', 'at least one key is required');
   const byIdentity = new Map<string, AdvisoryKey>();
   list.forEach((key, index) => {

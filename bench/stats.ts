@@ -6,9 +6,8 @@ export function summarize(samplesMs: number[]): { medianMs: number; p99Ms: numbe
 }
 
 /**
- * Times `op` `count` times in a row and returns each call's latency in milliseconds. Pairs of
- * cases are measured in alternating rounds by the caller, so a drift of the machine's speed hits
- * both sides alike.
+ * Times `op` `count` times in a row and returns each call's latency in milliseconds (warm-ups,
+ * and each client's share of a round of {@link compareConcurrent}).
  */
 export async function sample(op: (i: number) => Promise<unknown>, count: number): Promise<number[]> {
   const out: number[] = new Array(count);

@@ -228,11 +228,10 @@ async function waitAll(executor: Executor, plan: AdvisoryPlan, context: AcquireC
   const columns = `true AS acquired${pidColumn}`;
   // The lock functions return void, which not every driver can read (Prisma cannot): the row says
   // `acquired` instead. One key without a bound needs no sub-select for it (the common case).
-  const text = bounded
-    ? `SELECT ${columns} FROM (${withLockTimeout(inner, '$1')}) AS ormlock_w`
-    : calls.length === 1
-      ? `SELECT ${exprs[0]!} IS NOT NULL AS acquired${pidColumn}`
-      : `SELECT ${columns} FROM (${inner}) AS ormlock_l`;
+  let text: string;
+  if (bounded) text = `SELECT ${columns} FROM (${withLockTimeout(inner, '$1')}) AS ormlock_w`;
+  else if (exprs.length === 1) text = `SELECT ${exprs[0]!} IS NOT NULL AS acquired${pidColumn}`;
+  else text = `SELECT ${columns} FROM (${inner}) AS ormlock_l`;
   const outcome = await runLockStatement(executor, text, bounded ? [String(bound.timeoutMs), ...params] : params, {
     timeoutMs: bound.timeoutMs,
     implicitTimeout: bound.implicit,

@@ -41,12 +41,15 @@ export function hashKey(key: string): bigint {
   // The same refusals as a lock key: a lone surrogate would be hashed as U+FFFD (the UTF-8
   // encoder replaces it), the key of another string, and PostgreSQL cannot hold it to compare.
   if (typeof key !== 'string' || key.length === 0) throw new InvalidLockArgumentError('key', `expected a non-empty string, got ${describe(key)}`);
-  const value = hashWellFormed(key);
-  if (value === undefined) throw new InvalidLockArgumentError('key', LONE_SURROGATE);
-  return value;
+  return hashStringKey(key, 'key');
 }
 
-const LONE_SURROGATE = 'a string key must be well-formed UTF-16 (it has a lone surrogate)';
+/** A non-empty string key's 64-bit hash; a lone surrogate is refused, naming `argument`. */
+function hashStringKey(key: string, argument: string): bigint {
+  const value = hashWellFormed(key);
+  if (value === undefined) throw new InvalidLockArgumentError(argument, 'a string key must be well-formed UTF-16 (it has a lone surrogate)');
+  return value;
+}
 
 /** How many recently hashed string keys this process remembers, for {@link knownKeyOf}. */
 export const KNOWN_KEYS_LIMIT = 10_000;
@@ -103,9 +106,7 @@ export function advisoryKeyFromLock(classid: number | string, objid: number | st
 export function advisoryKeyOf(key: unknown, argument = 'key'): AdvisoryKey {
   if (typeof key === 'string') {
     if (key.length === 0) throw new InvalidLockArgumentError(argument, 'a string key must not be empty');
-    const value = hashWellFormed(key);
-    if (value === undefined) throw new InvalidLockArgumentError(argument, LONE_SURROGATE);
-    return { kind: 'int8', value, source: key };
+    return { kind: 'int8', value: hashStringKey(key, argument), source: key };
   }
   if (typeof key === 'number') {
     if (!Number.isSafeInteger(key)) {

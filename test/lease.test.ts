@@ -107,9 +107,18 @@ describe.each(['pg', 'drizzle', 'prisma'] as const)('leases through %s', (driver
     expect((await other.listLeases(`${driverName}:`)).map((l) => l.name)).toEqual([name]);
     expect(await other.listLeases('nothing-here:')).toEqual([]);
 
+    // A signal read while the lease is held aborts on release; one first read afterwards is aborted already.
+    const watched = await other.lease(`${name}:signal`);
+    const { signal } = watched;
+    expect(signal.aborted).toBe(false);
+    await watched.release();
+    expect(signal.aborted).toBe(true);
+    expect((signal.reason as Error).message).toContain('was released');
+
     await first.release();
     expect(first.state).toBe('released');
     expect(first.signal.aborted).toBe(true);
+    expect((first.signal.reason as Error).message).toContain('was released');
     await first.release(); // a second release does nothing
     expect(await other.getLease(name)).toBeNull();
 

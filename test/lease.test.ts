@@ -675,6 +675,93 @@ describe('refusals and tokens', () => {
     }
   });
 
+  test('a waiter that joins the line while the holder is releasing gets the lease at once, not at its safety retry', async () => {
+    // The release's snapshot is taken before the waiter's place commits (a row lock held by a
+    // third connection makes the release wait with that snapshot): it cannot see the waiter.
+    // Before the fix it deleted the lease and the waiter slept in line until its safety retry
+    // (0.5–1.5 s) with the lease free.
+    const locks = pgLock(pool);
+    const otherLocks = pgLock(db.pool({ max: 2 }));
+    const held = await locks.lease('join-during-release', { ttl: '30s' });
+    const blocker = await db.client();
+    const lockWaits = async () =>
+      (await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`))[0]!.n;
+    try {
+      await blocker.query('BEGIN');
+      await blocker.query(`SELECT 1 FROM ormlock_leases WHERE name = 'join-during-release' FOR UPDATE`);
+      const releasing = held.release();
+      await until(async () => (await lockWaits()) >= 1, 'the release waiting for the row lock');
+      // Aborted (no last try) before the earliest safety retry: only a prompt handoff gets it.
+      const waiting = otherLocks.lease('join-during-release', { ttl: '30s', wait: '60s', signal: AbortSignal.timeout(450) });
+      // The waiter's statement either waits behind the release (touching the holder's row) or
+      // has committed its place in line; either way it ran before the release resumes.
+      await until(async () => (await lockWaits()) >= 2 || (await waitersInLine()) >= 1, 'the waiter in line or waiting behind the release');
+      await blocker.query('COMMIT');
+      await releasing;
+      const next = await waiting;
+      expect(next.fencingToken).toBeGreaterThan(held.fencingToken);
+      await next.release();
+    } finally {
+      await blocker.query('ROLLBACK').catch(() => {});
+    }
+  });
+
+  test('two processes taking turns on one lease hand it over every time, without a release reported lost', async () => {
+    const hosts = [pgLock(db.pool({ max: 2 })), pgLock(db.pool({ max: 2 }))];
+    const tokens: bigint[] = [];
+    await Promise.all(
+      hosts.map(async (locks) => {
+        for (let i = 0; i < 150; i += 1) {
+          // Aborted (no last try) before the earliest safety retry: a missed handoff fails the test.
+          const lease = await locks.lease('ping-pong', { ttl: '30s', wait: '60s', signal: AbortSignal.timeout(450) });
+          tokens.push(lease.fencingToken);
+          await lease.release();
+        }
+      }),
+    );
+    expect(tokens).toHaveLength(300);
+    expect(tokens.every((token, i) => i === 0 || token > tokens[i - 1]!)).toBe(true);
+  });
+
+  test('a NOTIFY of a handoff that a statement already took sends no second release', async () => {
+    // A waiter's statement can see a handoff before its NOTIFY arrives. The late NOTIFY must not
+    // release that token again: racing the holder's own release, one of the two would find the
+    // row gone and report the lease lost.
+    let deliver: ((payload: string) => void) | undefined;
+    const releases: string[] = [];
+    const host = new LeaseHost({
+      executor: {
+        query: async (text, params) => {
+          const release = text.startsWith('DELETE FROM') || text.startsWith('WITH cur AS');
+          if (release && (params as unknown[])[0] === 'late-notify') releases.push(String((params as unknown[])[2]));
+          return (await pool.query(text, params as unknown[])).rows as never[];
+        },
+        inTransaction: false,
+      },
+      table: leaseTableNames(),
+      notify: {
+        listen: async (_channel, onNotify) => {
+          deliver = onNotify;
+          return async () => {};
+        },
+      },
+    });
+    const { acquireLease, planLease } = await import('../src/core/lease.js');
+    const leave = await host.enqueue('keep-listening', undefined);
+    const stop = await host.startWaiting();
+    try {
+      const lease = (await acquireLease(host, 'late-notify', planLease({ ttl: '30s', wait: '5s' }, 'lease')))!;
+      const releasing = lease.release();
+      deliver!(JSON.stringify(['late-notify', host.owner, String(lease.fencingToken), Date.now() + 30_000]));
+      await releasing;
+      await sleep(200);
+      expect(releases).toEqual([String(lease.fencingToken)]);
+    } finally {
+      stop();
+      leave();
+    }
+  });
+
   test('node-postgres sends the lease statements by name; a connection that lost them (DEALLOCATE ALL) or has one already falls back to unnamed statements, and the call succeeds', async () => {
     const prepared = async (p: pg.Pool) => (await p.query<{ name: string }>(`SELECT name FROM pg_prepared_statements WHERE name LIKE 'ormlock_lease_%' ORDER BY name`)).rows.map((r) => r.name);
     const hostOf = (target: object): LeaseHost => leaseHostOf(target, leaseTableNames(), () => { throw new Error('host should exist'); }, pooling ?? '');

@@ -119,6 +119,13 @@ export interface HeldLease {
  * every 1.5 s (see `acquireLease`); a waiter that died leaves the line after this long.
  */
 export const LINE_TTL_MS = 3_000;
+
+/** How many times a release runs again when its row changed under it before it gives up. */
+const RELEASE_ROUNDS = 20;
+
+/** How many times in a row an attempt in line runs again at once (`retry`) before the waiter sleeps. */
+const LINE_RETRY_ROUNDS = 20;
+
 /** How long a new LISTEN connection has to hear its own probe NOTIFY before this host polls for good. */
 const LISTEN_PROBE_MS = 2_000;
 /** The lease name of a probe payload: names may not start with U+0001, so no lease has it. */
@@ -156,6 +163,10 @@ export class LeaseHost {
   // The last token this process held for each name whose row may still be in the table: a row
   // of ours with that token is our own (perhaps a release that failed), never a handoff.
   readonly #lastToken = new Map<string, string>();
+  // The newest token this process took for each name, kept after its release: a NOTIFY of a
+  // handoff with that token (or an older one) arriving late was already taken, by a statement
+  // that saw the handoff, and may be being released right now (see #wake).
+  readonly #taken = new Map<string, bigint>();
   // Tokens whose release failed (cancelled, connection lost): their rows may still live, and are
   // released again before this process next asks for the name.
   readonly #stale = new Map<string, string>();
@@ -276,6 +287,18 @@ export class LeaseHost {
   async tryInLine(name: string, ttlMs: number, data: unknown, mark = ''): Promise<LineAttempt> {
     if (this.#stale.has(name)) await this.#releaseStale(name);
     const json = jsonParam(data);
+    // `retry`: the lease or its line changed while the statement ran, in a way that a release
+    // could miss this waiter's place (see lineAcquireSql); each retry means another write
+    // committed meanwhile. Past the bound the waiter sleeps as usual and tries again after it.
+    for (let round = 1; ; round += 1) {
+      // Served since the last try: the first attempt joins at the back; a retry keeps the place it took.
+      const served = this.#servedFrom.delete(name);
+      const { attempt, retry } = await this.#tryInLineOnce(name, ttlMs, data, json, mark, served);
+      if (retry !== true || round === LINE_RETRY_ROUNDS) return attempt;
+    }
+  }
+
+  async #tryInLineOnce(name: string, ttlMs: number, data: unknown, json: string | null, mark: string, served: boolean): Promise<{ attempt: LineAttempt; retry?: boolean }> {
     this.#handed.delete(name);
     const sentAt = performance.now();
     const [row] = await this.query<{
@@ -288,8 +311,9 @@ export class LeaseHost {
       holder_remaining_ms: number | null;
       holder_expires_ms: number | null;
       handed_token: string | null;
-    }>(mark + this.#sql.lineAcquire, [name, this.owner, json, ttlMs, lineRowName(name), LINE_TTL_MS, this.#ownToken(name), this.#servedFrom.delete(name)]);
-    if (row?.token != null) return { acquired: true, row: { name, owner: this.owner, token: row.token, data: row.data, expires_ms: Number(row.expires_ms) }, sentAt };
+      retry: boolean;
+    }>(mark + this.#sql.lineAcquire, [name, this.owner, json, ttlMs, lineRowName(name), LINE_TTL_MS, this.#ownToken(name), served]);
+    if (row?.token != null) return { attempt: { acquired: true, row: { name, owner: this.owner, token: row.token, data: row.data, expires_ms: Number(row.expires_ms) }, sentAt } };
     if (row?.handed_token != null) {
       this.#handed.delete(name);
       this.servedFromLine(name);
@@ -301,15 +325,15 @@ export class LeaseHost {
         // Handed long ago (this waiter could not hear it): renew first, so that it starts with
         // a full ttl of trust rather than the little left of it.
         const renewed = await this.extend(name, row.handed_token, ttlMs);
-        if (renewed === undefined) return { acquired: false, sentAt, ahead: 0, holder: undefined };
-        return { acquired: true, row: { name, owner: this.owner, token: row.handed_token, data: data ?? null, expires_ms: renewed.expiresMs }, sentAt: renewed.sentAt };
+        if (renewed === undefined) return { attempt: { acquired: false, sentAt, ahead: 0, holder: undefined } };
+        return { attempt: { acquired: true, row: { name, owner: this.owner, token: row.handed_token, data: data ?? null, expires_ms: renewed.expiresMs }, sentAt: renewed.sentAt } };
       }
       const from = sentAt + remaining - ttlMs;
-      return { acquired: true, row: { name, owner: this.owner, token: row.handed_token, data: data ?? null, expires_ms: Number(row.holder_expires_ms) }, sentAt: from };
+      return { attempt: { acquired: true, row: { name, owner: this.owner, token: row.handed_token, data: data ?? null, expires_ms: Number(row.holder_expires_ms) }, sentAt: from } };
     }
     const holder =
       row?.holder_owner == null ? undefined : { owner: row.holder_owner, token: String(row.holder_token), remainingMs: Number(row.holder_remaining_ms) };
-    return { acquired: false, sentAt, ahead: Number(row?.ahead ?? 0), holder };
+    return { attempt: { acquired: false, sentAt, ahead: Number(row?.ahead ?? 0), holder }, retry: row?.retry === true };
   }
 
   /**
@@ -404,8 +428,14 @@ export class LeaseHost {
       }
       // Not held (or expired, when counted), or someone is in line: the full statement tells which.
     }
-    const rows = await this.query<{ live: boolean; handed_to: string | null }>(this.#sql.release, [name, this.owner, token, ownerChannel(this.table.channel, ''), line]);
-    const row = rows[0];
+    let row: { live: boolean; handed_to: string | null; done: boolean } | undefined;
+    // Not done: the row changed under the statement (a waiter joining, a heartbeat); a fresh
+    // snapshot sees why. Each round means another write to the row committed meanwhile.
+    for (let round = 1; ; round += 1) {
+      [row] = await this.query<{ live: boolean; handed_to: string | null; done: boolean }>(this.#sql.release, [name, this.owner, token, ownerChannel(this.table.channel, ''), line]);
+      if (row === undefined || row.done) break;
+      if (round === RELEASE_ROUNDS) throw new Error(`release of lease ${JSON.stringify(name)} kept meeting concurrent writes to its row (${RELEASE_ROUNDS} tries)`);
+    }
     if (row?.handed_to != null) {
       this.#contended.add(name);
       if (this.#contended.size > 1000) this.#contended.clear();
@@ -452,6 +482,12 @@ export class LeaseHost {
     this.#held.add(lease);
     this.#lastToken.set(lease.name, lease.token);
     if (this.#lastToken.size > 10_000) this.#lastToken.delete(this.#lastToken.keys().next().value as string);
+    const token = BigInt(lease.token);
+    if ((this.#taken.get(lease.name) ?? -1n) < token) {
+      this.#taken.delete(lease.name);
+      this.#taken.set(lease.name, token);
+      if (this.#taken.size > 10_000) this.#taken.delete(this.#taken.keys().next().value as string);
+    }
     this.#schedule();
   }
 
@@ -707,9 +743,13 @@ export class LeaseHost {
       if (owner === this.owner) {
         // A waiter of this process takes it (or gives it back if it is leaving the line). With
         // nobody here waiting for it any more (it gave up just as a release handed it over), give
-        // it back at once, to the next in line, rather than keep it until its ttl.
+        // it back at once, to the next in line, rather than keep it until its ttl; unless a
+        // statement of the waiter saw the handoff first and took it: that lease may be being
+        // released by its holder right now, and of two releases of one token the second finds
+        // the row gone, which would tell the holder its lease was lost.
+        if (BigInt(token) <= (this.#taken.get(name) ?? -1n)) return;
         if (this.#queues.has(name)) this.#handed.set(name, { token: String(token), expiresMs: Number(expiresMs) });
-        else if (String(token) !== this.#heldToken(name)) void this.release(name, String(token)).catch(() => {});
+        else void this.release(name, String(token)).catch(() => {});
       }
     } catch {
       return;

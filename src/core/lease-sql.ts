@@ -50,6 +50,19 @@ export function acquireSql(t: LeaseTableNames): string {
 }
 
 /**
+ * A release deletes the lease row only if it is the version its own snapshot read: the row's
+ * `xmin` (the transaction that wrote this version) equals the snapshot's. A waiter that joins the
+ * line while the lease is held first rewrites the holder's row ({@link lineAcquireSql}'s `touch`),
+ * so a release whose snapshot predates that join (it cannot see the waiter's line entry) finds the
+ * row changed once it gets the row's lock (PostgreSQL re-checks the WHERE on the newest version),
+ * deletes nothing, and is run again with a fresh snapshot that sees the waiter and hands the lease
+ * to it. Without this, such a waiter would sleep, in line, until its safety retry while the lease
+ * lay free. A heartbeat that renewed the row meanwhile makes the release run again too (rare).
+ * `$1` is the lease's name.
+ */
+const UNCHANGED = (table: string) => `xmin = (SELECT c.xmin FROM ${table} c WHERE c.name = $1::text)`;
+
+/**
  * Release when nobody waits: $1 name, $2 owner, $3 token, $4 the name's line row
  * ({@link lineRowName}). Deletes the row only if this owner and token still hold it and nobody
  * is in line; `live` says whether the lease had not yet expired. No row back: not held, or
@@ -60,7 +73,7 @@ export function acquireSql(t: LeaseTableNames): string {
 export function quickReleaseSql(t: LeaseTableNames): string {
   const T = t.qualified;
   return (
-    `DELETE FROM ${T} WHERE name = $1::text AND owner = $2::text AND token = $3::int8 ` +
+    `DELETE FROM ${T} WHERE name = $1::text AND owner = $2::text AND token = $3::int8 AND ${UNCHANGED(T)} ` +
     `AND NOT EXISTS (SELECT 1 FROM ${T} w WHERE w.name = $4::text) RETURNING expires_at > clock_timestamp() AS live`
   );
 }
@@ -74,7 +87,7 @@ export function quickReleaseCountSql(t: LeaseTableNames): string {
   const T = t.qualified;
   return (
     `DELETE FROM ${T} WHERE name = $1::text AND owner = $2::text AND token = $3::int8 AND expires_at > clock_timestamp() ` +
-    `AND NOT EXISTS (SELECT 1 FROM ${T} w WHERE w.name = $4::text)`
+    `AND ${UNCHANGED(T)} AND NOT EXISTS (SELECT 1 FROM ${T} w WHERE w.name = $4::text)`
   );
 }
 
@@ -82,6 +95,8 @@ export function quickReleaseCountSql(t: LeaseTableNames): string {
  * Release: $1 name, $2 owner, $3 token, $4 the channel's prefix ({@link ownerChannel} without the
  * owner's part), $5 the name's line row ({@link lineRowName}).
  * Only if this owner and token still hold the lease. `live` says whether it had not yet expired.
+ * One row back while this owner and token held it when the statement began; `done` false: the row
+ * changed before it could be deleted ({@link UNCHANGED}), and the caller runs the statement again.
  *
  * When a waiter is in line, the same statement hands the lease to the first in line (its owner,
  * ttl and data from its line entry, a new token from the column's sequence), takes it out of the
@@ -102,7 +117,7 @@ export function releaseSql(t: LeaseTableNames): string {
     `expires_at = clock_timestamp() + (head.v->>2)::int * interval '1 millisecond', ttl_ms = (head.v->>2)::int ` +
     `FROM head WHERE l.name = $1::text AND l.owner = $2::text AND l.token = $3::int8 ` +
     `RETURNING l.owner, l.token::text AS token, ${EPOCH_MS('l.expires_at')} AS expires_ms), ` +
-    `deleted AS (DELETE FROM ${T} AS l WHERE l.name = $1::text AND l.owner = $2::text AND l.token = $3::int8 AND NOT EXISTS (SELECT 1 FROM head) RETURNING 1), ` +
+    `deleted AS (DELETE FROM ${T} AS l WHERE l.name = $1::text AND l.owner = $2::text AND l.token = $3::int8 AND l.${UNCHANGED(T)} AND NOT EXISTS (SELECT 1 FROM head) RETURNING 1), ` +
     // An entry must never outlive its waiter's turn: a later release would hand the lease to a
     // process that no longer waits for it. So the line row is always updated (waiting for a
     // waiter's try that is writing it, if need be).
@@ -110,9 +125,9 @@ export function releaseSql(t: LeaseTableNames): string {
     `AND EXISTS (SELECT 1 FROM jsonb_each(w.data) e WHERE e.key <> ALL (${leaving}) AND (e.value->>1)::float8 > ${NOW_MS}) RETURNING 1), ` +
     `emptied AS (DELETE FROM ${T} AS w WHERE w.name = $5::text AND (EXISTS (SELECT 1 FROM handed) OR EXISTS (SELECT 1 FROM deleted)) ` +
     `AND NOT EXISTS (SELECT 1 FROM jsonb_each(w.data) e WHERE e.key <> ALL (${leaving}) AND (e.value->>1)::float8 > ${NOW_MS}) RETURNING 1) ` +
-    `SELECT cur.live, h.owner AS handed_to, ` +
+    `SELECT cur.live, h.owner AS handed_to, (EXISTS (SELECT 1 FROM handed) OR EXISTS (SELECT 1 FROM deleted)) AS done, ` +
     `CASE WHEN h.owner IS NULL THEN NULL ELSE pg_notify($4::text || right(h.owner, ${OWNER_CHANNEL_CHARS}), json_build_array($1::text, h.owner, h.token, h.expires_ms)::text) IS NULL END AS notified ` +
-    `FROM cur LEFT JOIN handed h ON true WHERE EXISTS (SELECT 1 FROM handed) OR EXISTS (SELECT 1 FROM deleted)`
+    `FROM cur LEFT JOIN handed h ON true`
   );
 }
 
@@ -144,6 +159,14 @@ export function lineRowName(name: string): string {
 export const LINE_OWNER = 'ormlock:line';
 
 // A line entry: `"<owner>": [joined_ms, until_ms, ttl_ms, data]` (times: database epoch ms).
+
+/**
+ * In {@link lineAcquireSql}: true, once `touch` has run. A write to the line row waits for it, so
+ * the statement writes the lease row before the line row, the order a release writes them in (the
+ * other order could deadlock with a release).
+ */
+const AFTER_TOUCH = '(SELECT count(*) FROM touch) >= 0';
+
 const LIVE_OTHERS = (alias: string, owner: string, nowMs: string) =>
   `SELECT 1 FROM jsonb_each(${alias}.data) e WHERE e.key <> ${owner} AND (e.value->>1)::float8 > ${nowMs}`;
 
@@ -169,7 +192,7 @@ export function lineAcquireSql(t: LeaseTableNames): string {
   const me = '$2::text';
   const T = t.qualified;
   return (
-    `WITH q AS (SELECT coalesce((SELECT w.data FROM ${T} w WHERE w.name = $5::text), '{}'::jsonb) AS line, ${NOW_MS} AS now_ms), ` +
+    `WITH q AS (SELECT coalesce(w.data, '{}'::jsonb) AS line, w.xmin AS line_xmin, ${NOW_MS} AS now_ms FROM (SELECT 1) one LEFT JOIN ${T} w ON w.name = $5::text), ` +
     `mine AS (SELECT CASE WHEN NOT $8::boolean AND (q.line->${me}->>1)::float8 > q.now_ms THEN (q.line->${me}->>0)::float8 ELSE q.now_ms END AS t, ` +
     `coalesce(NOT $8::boolean AND (q.line->${me}->>1)::float8 > q.now_ms, false) AS was_in FROM q), ` +
     `ahead AS (SELECT count(*)::int AS n FROM q, mine, jsonb_each(q.line) e WHERE e.key <> ${me} AND (e.value->>1)::float8 > q.now_ms ` +
@@ -178,41 +201,66 @@ export function lineAcquireSql(t: LeaseTableNames): string {
     `holder AS (SELECT h.owner, h.token::text AS token, (extract(epoch FROM h.expires_at - clock_timestamp()) * 1000)::float8 AS remaining_ms, ` +
     `h.owner = ${me} AND h.token IS DISTINCT FROM $7::int8 AND h.expires_at > clock_timestamp() AS handed, ${EPOCH_MS('h.expires_at')} AS expires_ms ` +
     `FROM ${T} h WHERE h.name = $1::text), ` +
+    // `held`: a live holder, other than a handoff to this owner; `attempt`: the lease looks free
+    // and nobody is ahead, so this statement tries to take it.
+    `p AS (SELECT EXISTS (SELECT 1 FROM holder WHERE holder.remaining_ms > 0 AND NOT holder.handed) AS held, ` +
+    `n = 0 AND NOT EXISTS (SELECT 1 FROM holder WHERE holder.remaining_ms > 0) AS attempt FROM ahead), ` +
     `acq AS (INSERT INTO ${T} AS l (name, owner, data, acquired_at, renewed_at, expires_at, ttl_ms) ` +
-    `SELECT $1::text, ${me}, $3::jsonb, clock_timestamp(), clock_timestamp(), ${TTL('$4')}, $4::int FROM ahead WHERE ahead.n = 0 ` +
-    // Not while the snapshot shows a live holder: ON CONFLICT would lock the holder's row until
-    // this statement commits, making the holder's release (or heartbeat) wait for it.
-    `AND NOT EXISTS (SELECT 1 FROM holder WHERE holder.remaining_ms > 0) ` +
+    // Not while the snapshot shows a live holder (p.attempt): ON CONFLICT would lock the holder's
+    // row until this statement commits, making the holder's release (or heartbeat) wait for it.
+    `SELECT $1::text, ${me}, $3::jsonb, clock_timestamp(), clock_timestamp(), ${TTL('$4')}, $4::int FROM p WHERE p.attempt ` +
     `ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, token = excluded.token, data = excluded.data, ` +
     `acquired_at = excluded.acquired_at, renewed_at = excluded.renewed_at, expires_at = excluded.expires_at, ttl_ms = excluded.ttl_ms ` +
     `WHERE l.expires_at <= clock_timestamp() ` +
     `RETURNING l.token::text AS token, l.data, ${EPOCH_MS('l.expires_at')} AS expires_ms), ` +
-    // Not in line yet (or its entry lapsed): join at the back.
+    // A release that began before this statement commits cannot see the place it writes, and must
+    // not let the lease go with this waiter asleep in line. So, behind a live holder, the
+    // statement first rewrites the holder's row (before the line row: the order a release writes
+    // them in, so the two cannot deadlock): such a release finds the row changed and runs again
+    // with a snapshot that sees this place ({@link UNCHANGED}). No row: the holder let the lease
+    // go meanwhile; the place is written anyway, and `retry`.
+    `touch AS (UPDATE ${T} AS l SET ttl_ms = l.ttl_ms WHERE l.name = $1::text AND (SELECT held FROM p) ` +
+    `AND l.expires_at > clock_timestamp() RETURNING 1), ` +
+    // Not in line yet (or its entry lapsed): join at the back. Not after trying to take the lease
+    // and losing it to another acquirer (`retry`: the next try sees that holder, and touches it).
+    // With no holder to touch, the place is written only if the line row is as the snapshot read
+    // it (else `retry`): someone ahead may have taken the lease meanwhile. A release by such a
+    // holder sees those that were ahead of this waiter, and hands the lease on, writing the line
+    // row after this commit; or wrote it first, and then this statement retries.
     `joined AS (INSERT INTO ${T} AS l (name, owner, data, acquired_at, renewed_at, expires_at, ttl_ms) ` +
     `SELECT $5::text, '${LINE_OWNER}', jsonb_build_object(${me}, jsonb_build_array(mine.t, q.now_ms + $6::int, $4::int, $3::jsonb)), ` +
     `clock_timestamp(), clock_timestamp(), ${TTL('$6')}, $6::int ` +
-    `FROM q, mine WHERE NOT mine.was_in AND NOT EXISTS (SELECT 1 FROM acq) AND NOT EXISTS (SELECT 1 FROM holder WHERE holder.handed) ` +
+    `FROM q, mine, p WHERE NOT mine.was_in AND NOT p.attempt AND NOT EXISTS (SELECT 1 FROM holder WHERE holder.handed) AND ${AFTER_TOUCH} ` +
     `ON CONFLICT (name) DO UPDATE SET data = ` +
     `(SELECT coalesce(jsonb_object_agg(e.key, e.value), '{}'::jsonb) FROM jsonb_each(l.data) e WHERE e.key <> ${me} AND (e.value->>1)::float8 > ${NOW_MS}) ` +
-    `|| excluded.data, renewed_at = excluded.renewed_at, expires_at = excluded.expires_at RETURNING 1), ` +
+    `|| excluded.data, renewed_at = excluded.renewed_at, expires_at = excluded.expires_at ` +
+    `WHERE (SELECT held FROM p) OR l.xmin = (SELECT line_xmin FROM q) ` +
+    // `fresh`: inserted, not merged (xmax is 0 only on a row this statement inserted).
+    `RETURNING l.xmax = 0 AS fresh), ` +
     // In line: renew the entry, keeping its place. Only while it is still there: a release that
     // committed meanwhile may have handed the lease to this owner and taken it out of the line,
     // and joining again would put it back in line while it holds the lease.
     `renewed AS (UPDATE ${T} AS l SET data = jsonb_set(l.data, ARRAY[${me}, '1'], to_jsonb(${NOW_MS} + $6::int)), ` +
     `renewed_at = clock_timestamp(), expires_at = greatest(l.expires_at, ${TTL('$6')}) ` +
-    `FROM mine WHERE l.name = $5::text AND mine.was_in AND (l.data->${me}) IS NOT NULL AND NOT EXISTS (SELECT 1 FROM acq) ` +
-    `AND NOT EXISTS (SELECT 1 FROM holder WHERE holder.handed) RETURNING 1), ` +
+    `FROM mine, p WHERE l.name = $5::text AND mine.was_in AND (l.data->${me}) IS NOT NULL AND NOT p.attempt ` +
+    `AND NOT EXISTS (SELECT 1 FROM holder WHERE holder.handed) AND ${AFTER_TOUCH} RETURNING 1), ` +
     `leave AS (UPDATE ${T} AS l SET data = l.data - ${me} WHERE l.name = $5::text AND EXISTS (SELECT 1 FROM acq) ` +
     `AND (l.data->${me}) IS NOT NULL AND EXISTS (${LIVE_OTHERS('l', me, NOW_MS)}) RETURNING 1), ` +
     `gone AS (DELETE FROM ${T} AS l WHERE l.name = $5::text AND EXISTS (SELECT 1 FROM acq) AND NOT EXISTS (${LIVE_OTHERS('l', me, NOW_MS)}) RETURNING 1) ` +
     `SELECT a.token, a.data, a.expires_ms, (SELECT n FROM ahead) AS ahead, h.owner AS holder_owner, h.token AS holder_token, ` +
     `h.remaining_ms AS holder_remaining_ms, h.expires_ms AS holder_expires_ms, CASE WHEN h.handed THEN h.token END AS handed_token, ` +
+    // Try again at once: it lost the free lease to another acquirer; the holder it saw let the
+    // lease go before the touch; it is not in line (the line row changed under it); or, with no
+    // holder to touch, the line row it saw was deleted meanwhile and it started a new one.
+    `(a.token IS NULL AND NOT coalesce(h.handed, false) AND (p.attempt OR (p.held AND NOT EXISTS (SELECT 1 FROM touch)) ` +
+    `OR NOT ((SELECT was_in FROM mine) OR EXISTS (SELECT 1 FROM joined)) ` +
+    `OR (NOT p.held AND coalesce((SELECT fresh FROM joined), false) AND q.line_xmin IS NOT NULL))) AS retry, ` +
     // Not acquired: the statement wrote at most a place in line, which need not survive a crash
     // (the waiter joins again on its next try), so its commit does not wait for the WAL flush.
     // A release that hands the lease to this entry flushes it with its own commit. It also holds
     // the line row for less time, and releases wait for that row.
     `CASE WHEN a.token IS NULL THEN set_config('synchronous_commit', 'off', true) END AS async_commit ` +
-    `FROM (SELECT 1) one LEFT JOIN acq a ON true LEFT JOIN holder h ON true`
+    `FROM q, p LEFT JOIN acq a ON true LEFT JOIN holder h ON true`
   );
 }
 

@@ -111,7 +111,10 @@ export function releaseSql(t: LeaseTableNames): string {
   const leaving = `ARRAY[coalesce((SELECT owner FROM handed), $2::text), $2::text]`;
   return (
     `WITH cur AS (SELECT c.expires_at > clock_timestamp() AS live FROM ${T} c WHERE c.name = $1::text AND c.owner = $2::text AND c.token = $3::int8), ` +
-    `head AS (SELECT e.key AS owner, e.value AS v FROM ${T} w, jsonb_each(w.data) e WHERE w.name = $5::text AND e.key <> $2::text ` +
+    // The line row is locked first: every statement that writes both rows writes the line row
+    // first, so none can deadlock with another. `head` is read from the snapshot.
+    `lk AS (SELECT 1 FROM ${T} w WHERE w.name = $5::text FOR UPDATE), ` +
+    `head AS (SELECT e.key AS owner, e.value AS v FROM ${T} w, jsonb_each(w.data) e WHERE w.name = $5::text AND e.key <> $2::text AND (SELECT count(*) FROM lk) >= 0 ` +
     `AND (e.value->>1)::float8 > ${NOW_MS} ORDER BY (e.value->>0)::float8, e.key LIMIT 1), ` +
     `handed AS (UPDATE ${T} AS l SET owner = head.owner, token = DEFAULT, data = nullif(head.v->3, 'null'::jsonb), acquired_at = clock_timestamp(), renewed_at = clock_timestamp(), ` +
     `expires_at = clock_timestamp() + (head.v->>2)::int * interval '1 millisecond', ttl_ms = (head.v->>2)::int ` +
@@ -159,14 +162,6 @@ export function lineRowName(name: string): string {
 export const LINE_OWNER = 'ormlock:line';
 
 // A line entry: `"<owner>": [joined_ms, until_ms, ttl_ms, data]` (times: database epoch ms).
-
-/**
- * In {@link lineAcquireSql}: true, once `touch` has run. A write to the line row waits for it, so
- * the statement writes the lease row before the line row, the order a release writes them in (the
- * other order could deadlock with a release).
- */
-const AFTER_TOUCH = '(SELECT count(*) FROM touch) >= 0';
-
 const LIVE_OTHERS = (alias: string, owner: string, nowMs: string) =>
   `SELECT 1 FROM jsonb_each(${alias}.data) e WHERE e.key <> ${owner} AND (e.value->>1)::float8 > ${nowMs}`;
 
@@ -205,22 +200,17 @@ export function lineAcquireSql(t: LeaseTableNames): string {
     // and nobody is ahead, so this statement tries to take it.
     `p AS (SELECT EXISTS (SELECT 1 FROM holder WHERE holder.remaining_ms > 0 AND NOT holder.handed) AS held, ` +
     `n = 0 AND NOT EXISTS (SELECT 1 FROM holder WHERE holder.remaining_ms > 0) AS attempt FROM ahead), ` +
+    // Taking the lease also writes the line row (leaving the line): lock that row first, as
+    // releases do.
+    `lk AS (SELECT 1 FROM ${T} w WHERE w.name = $5::text AND (SELECT attempt FROM p) FOR UPDATE), ` +
     `acq AS (INSERT INTO ${T} AS l (name, owner, data, acquired_at, renewed_at, expires_at, ttl_ms) ` +
     // Not while the snapshot shows a live holder (p.attempt): ON CONFLICT would lock the holder's
     // row until this statement commits, making the holder's release (or heartbeat) wait for it.
-    `SELECT $1::text, ${me}, $3::jsonb, clock_timestamp(), clock_timestamp(), ${TTL('$4')}, $4::int FROM p WHERE p.attempt ` +
+    `SELECT $1::text, ${me}, $3::jsonb, clock_timestamp(), clock_timestamp(), ${TTL('$4')}, $4::int FROM p WHERE p.attempt AND (SELECT count(*) FROM lk) >= 0 ` +
     `ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, token = excluded.token, data = excluded.data, ` +
     `acquired_at = excluded.acquired_at, renewed_at = excluded.renewed_at, expires_at = excluded.expires_at, ttl_ms = excluded.ttl_ms ` +
     `WHERE l.expires_at <= clock_timestamp() ` +
     `RETURNING l.token::text AS token, l.data, ${EPOCH_MS('l.expires_at')} AS expires_ms), ` +
-    // A release that began before this statement commits cannot see the place it writes, and must
-    // not let the lease go with this waiter asleep in line. So, behind a live holder, the
-    // statement first rewrites the holder's row (before the line row: the order a release writes
-    // them in, so the two cannot deadlock): such a release finds the row changed and runs again
-    // with a snapshot that sees this place ({@link UNCHANGED}). No row: the holder let the lease
-    // go meanwhile; the place is written anyway, and `retry`.
-    `touch AS (UPDATE ${T} AS l SET ttl_ms = l.ttl_ms WHERE l.name = $1::text AND (SELECT held FROM p) ` +
-    `AND l.expires_at > clock_timestamp() RETURNING 1), ` +
     // Not in line yet (or its entry lapsed): join at the back. Not after trying to take the lease
     // and losing it to another acquirer (`retry`: the next try sees that holder, and touches it).
     // With no holder to touch, the place is written only if the line row is as the snapshot read
@@ -230,7 +220,7 @@ export function lineAcquireSql(t: LeaseTableNames): string {
     `joined AS (INSERT INTO ${T} AS l (name, owner, data, acquired_at, renewed_at, expires_at, ttl_ms) ` +
     `SELECT $5::text, '${LINE_OWNER}', jsonb_build_object(${me}, jsonb_build_array(mine.t, q.now_ms + $6::int, $4::int, $3::jsonb)), ` +
     `clock_timestamp(), clock_timestamp(), ${TTL('$6')}, $6::int ` +
-    `FROM q, mine, p WHERE NOT mine.was_in AND NOT p.attempt AND NOT EXISTS (SELECT 1 FROM holder WHERE holder.handed) AND ${AFTER_TOUCH} ` +
+    `FROM q, mine, p WHERE NOT mine.was_in AND NOT p.attempt AND NOT EXISTS (SELECT 1 FROM holder WHERE holder.handed) ` +
     `ON CONFLICT (name) DO UPDATE SET data = ` +
     `(SELECT coalesce(jsonb_object_agg(e.key, e.value), '{}'::jsonb) FROM jsonb_each(l.data) e WHERE e.key <> ${me} AND (e.value->>1)::float8 > ${NOW_MS}) ` +
     `|| excluded.data, renewed_at = excluded.renewed_at, expires_at = excluded.expires_at ` +
@@ -243,7 +233,16 @@ export function lineAcquireSql(t: LeaseTableNames): string {
     `renewed AS (UPDATE ${T} AS l SET data = jsonb_set(l.data, ARRAY[${me}, '1'], to_jsonb(${NOW_MS} + $6::int)), ` +
     `renewed_at = clock_timestamp(), expires_at = greatest(l.expires_at, ${TTL('$6')}) ` +
     `FROM mine, p WHERE l.name = $5::text AND mine.was_in AND (l.data->${me}) IS NOT NULL AND NOT p.attempt ` +
-    `AND NOT EXISTS (SELECT 1 FROM holder WHERE holder.handed) AND ${AFTER_TOUCH} RETURNING 1), ` +
+    `AND NOT EXISTS (SELECT 1 FROM holder WHERE holder.handed) RETURNING 1), ` +
+    // A release that began before this statement commits cannot see the place it writes, and must
+    // not let the lease go with this waiter asleep in line. So, behind a live holder, the
+    // statement also rewrites the holder's row, last (after the line row, the order releases lock
+    // them in, so none can deadlock; and last, so it holds that row's lock only briefly): such a
+    // release finds the row changed and runs again with a snapshot that sees this place
+    // ({@link UNCHANGED}). No row: the holder let the lease go meanwhile; the place is written
+    // anyway, and `retry`.
+    `touch AS (UPDATE ${T} AS l SET ttl_ms = l.ttl_ms WHERE (SELECT count(*) FROM joined) + (SELECT count(*) FROM renewed) >= 0 AND l.name = $1::text AND (SELECT held FROM p) ` +
+    `AND l.expires_at > clock_timestamp() RETURNING 1), ` +
     `leave AS (UPDATE ${T} AS l SET data = l.data - ${me} WHERE l.name = $5::text AND EXISTS (SELECT 1 FROM acq) ` +
     `AND (l.data->${me}) IS NOT NULL AND EXISTS (${LIVE_OTHERS('l', me, NOW_MS)}) RETURNING 1), ` +
     `gone AS (DELETE FROM ${T} AS l WHERE l.name = $5::text AND EXISTS (SELECT 1 FROM acq) AND NOT EXISTS (${LIVE_OTHERS('l', me, NOW_MS)}) RETURNING 1) ` +

@@ -294,7 +294,7 @@ export class LeaseHost {
       // Served since the last try: the first attempt joins at the back; a retry keeps the place it took.
       const served = this.#servedFrom.delete(name);
       const { attempt, retry } = await this.#tryInLineOnce(name, ttlMs, data, json, mark, served);
-      if (retry !== true || round === LINE_RETRY_ROUNDS) return attempt;
+      if (!retry || round === LINE_RETRY_ROUNDS) return attempt;
     }
   }
 

@@ -51,8 +51,8 @@ export function acquireSql(t: LeaseTableNames): string {
 
 /**
  * A release deletes the lease row only if it is the version its own snapshot read: the row's
- * `xmin` (the transaction that wrote this version) equals the snapshot's. A waiter that joins the
- * line while the lease is held first rewrites the holder's row ({@link lineAcquireSql}'s `touch`),
+ * `xmin` (the transaction that wrote this version) equals the snapshot's. A waiter in line while
+ * the lease is held also rewrites the holder's row ({@link lineAcquireSql}'s `touch`),
  * so a release whose snapshot predates that join (it cannot see the waiter's line entry) finds the
  * row changed once it gets the row's lock (PostgreSQL re-checks the WHERE on the newest version),
  * deletes nothing, and is run again with a fresh snapshot that sees the waiter and hands the lease
@@ -61,6 +61,14 @@ export function acquireSql(t: LeaseTableNames): string {
  * `$1` is the lease's name.
  */
 const UNCHANGED = (table: string) => `xmin = (SELECT c.xmin FROM ${table} c WHERE c.name = $1::text)`;
+
+/**
+ * A condition that is always true but reads every row of the given CTEs, so PostgreSQL runs
+ * them (and takes their row locks) before the statement part that carries it. The lease
+ * statements use it to lock the line row before the lease row, the one order every statement
+ * that writes both follows, so none can deadlock with another.
+ */
+const AFTER = (...ctes: string[]) => `${ctes.map((cte) => `(SELECT count(*) FROM ${cte})`).join(' + ')} >= 0`;
 
 /**
  * Release when nobody waits: $1 name, $2 owner, $3 token, $4 the name's line row
@@ -111,10 +119,9 @@ export function releaseSql(t: LeaseTableNames): string {
   const leaving = `ARRAY[coalesce((SELECT owner FROM handed), $2::text), $2::text]`;
   return (
     `WITH cur AS (SELECT c.expires_at > clock_timestamp() AS live FROM ${T} c WHERE c.name = $1::text AND c.owner = $2::text AND c.token = $3::int8), ` +
-    // The line row is locked first: every statement that writes both rows writes the line row
-    // first, so none can deadlock with another. `head` is read from the snapshot.
+    // The line row is locked first ({@link AFTER}); `head` is read from the snapshot.
     `lk AS (SELECT 1 FROM ${T} w WHERE w.name = $5::text FOR UPDATE), ` +
-    `head AS (SELECT e.key AS owner, e.value AS v FROM ${T} w, jsonb_each(w.data) e WHERE w.name = $5::text AND e.key <> $2::text AND (SELECT count(*) FROM lk) >= 0 ` +
+    `head AS (SELECT e.key AS owner, e.value AS v FROM ${T} w, jsonb_each(w.data) e WHERE w.name = $5::text AND e.key <> $2::text AND ${AFTER('lk')} ` +
     `AND (e.value->>1)::float8 > ${NOW_MS} ORDER BY (e.value->>0)::float8, e.key LIMIT 1), ` +
     `handed AS (UPDATE ${T} AS l SET owner = head.owner, token = DEFAULT, data = nullif(head.v->3, 'null'::jsonb), acquired_at = clock_timestamp(), renewed_at = clock_timestamp(), ` +
     `expires_at = clock_timestamp() + (head.v->>2)::int * interval '1 millisecond', ttl_ms = (head.v->>2)::int ` +
@@ -206,7 +213,7 @@ export function lineAcquireSql(t: LeaseTableNames): string {
     `acq AS (INSERT INTO ${T} AS l (name, owner, data, acquired_at, renewed_at, expires_at, ttl_ms) ` +
     // Not while the snapshot shows a live holder (p.attempt): ON CONFLICT would lock the holder's
     // row until this statement commits, making the holder's release (or heartbeat) wait for it.
-    `SELECT $1::text, ${me}, $3::jsonb, clock_timestamp(), clock_timestamp(), ${TTL('$4')}, $4::int FROM p WHERE p.attempt AND (SELECT count(*) FROM lk) >= 0 ` +
+    `SELECT $1::text, ${me}, $3::jsonb, clock_timestamp(), clock_timestamp(), ${TTL('$4')}, $4::int FROM p WHERE p.attempt AND ${AFTER('lk')} ` +
     `ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, token = excluded.token, data = excluded.data, ` +
     `acquired_at = excluded.acquired_at, renewed_at = excluded.renewed_at, expires_at = excluded.expires_at, ttl_ms = excluded.ttl_ms ` +
     `WHERE l.expires_at <= clock_timestamp() ` +
@@ -236,12 +243,12 @@ export function lineAcquireSql(t: LeaseTableNames): string {
     `AND NOT EXISTS (SELECT 1 FROM holder WHERE holder.handed) RETURNING 1), ` +
     // A release that began before this statement commits cannot see the place it writes, and must
     // not let the lease go with this waiter asleep in line. So, behind a live holder, the
-    // statement also rewrites the holder's row, last (after the line row, the order releases lock
-    // them in, so none can deadlock; and last, so it holds that row's lock only briefly): such a
+    // statement also rewrites the holder's row, last (after the line row, see {@link AFTER}; and
+    // last, so it holds that row's lock only briefly): such a
     // release finds the row changed and runs again with a snapshot that sees this place
     // ({@link UNCHANGED}). No row: the holder let the lease go meanwhile; the place is written
     // anyway, and `retry`.
-    `touch AS (UPDATE ${T} AS l SET ttl_ms = l.ttl_ms WHERE (SELECT count(*) FROM joined) + (SELECT count(*) FROM renewed) >= 0 AND l.name = $1::text AND (SELECT held FROM p) ` +
+    `touch AS (UPDATE ${T} AS l SET ttl_ms = l.ttl_ms WHERE ${AFTER('joined', 'renewed')} AND l.name = $1::text AND (SELECT held FROM p) ` +
     `AND l.expires_at > clock_timestamp() RETURNING 1), ` +
     `leave AS (UPDATE ${T} AS l SET data = l.data - ${me} WHERE l.name = $5::text AND EXISTS (SELECT 1 FROM acq) ` +
     `AND (l.data->${me}) IS NOT NULL AND EXISTS (${LIVE_OTHERS('l', me, NOW_MS)}) RETURNING 1), ` +

@@ -6,7 +6,7 @@
 // uses testcontainers (see test/helpers/postgres-server.ts). Both are taken out of vitest's args.
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import process from 'node:process';
 import { fileURLToPath } from 'node:url';
 
@@ -45,8 +45,13 @@ if (existsSync(reportFile)) {
   skipped = (report.numPendingTests ?? 0) + (report.numTodoTests ?? 0);
   // A file can fail without a failing test (import error, failing beforeAll/afterAll): count it.
   for (const file of report.testResults ?? []) {
-    const failedTests = (file.assertionResults ?? []).filter((t) => t.status === 'failed').length;
-    if (file.status === 'failed' && failedTests === 0) {
+    const failedTests = (file.assertionResults ?? []).filter((t) => t.status === 'failed');
+    // Named again here, next to the summary line, so a log cut to its tail still says what failed.
+    for (const test of failedTests) {
+      const reason = String(test.failureMessages?.[0] ?? '').split('\n')[0].slice(0, 300);
+      notes.push(`FAILED ${relative(root, file.name)} > ${test.fullName}: ${reason}`);
+    }
+    if (file.status === 'failed' && failedTests.length === 0) {
       failed += 1;
       notes.push(`file failed outside its tests: ${file.name}`);
     }

@@ -15,7 +15,7 @@ import {
 } from '../src/index.js';
 import { LeaseHost, leaseHostOf } from '../src/core/lease-host.js';
 import { leaseTableNames } from '../src/core/lease-schema.js';
-import { ownerChannel } from '../src/core/lease-sql.js';
+import { LEASE_LOCK_CLASS, ownerChannel } from '../src/core/lease-sql.js';
 import { $lock as drizzleLockOf } from '../src/drizzle/index.js';
 import { $lock as pgLockOf } from '../src/pg/index.js';
 import { lockExtension as lockExtensionOf } from '../src/prisma/index.js';
@@ -68,6 +68,23 @@ async function waitersInLine(): Promise<number> {
 
 async function untilWaiting(total: number): Promise<void> {
   await until(async () => (await waitersInLine()) >= total, `${total} waiter(s) in line`);
+}
+
+/**
+ * Takes `locks`' lease host (made by one lease taken and released) and, where its waiters hear
+ * releases by NOTIFY, pushes every waiter's sleep timer out of reach: the safety retry never
+ * comes, so a waiter gets a lease only if a handoff reaches it. A missed one fails the call at
+ * `abortAfterMs`, however slow or loaded the machine. Polling waiters (through a transaction-mode
+ * pooler) keep their timers: polling is how they learn of a release.
+ */
+async function onlyHandoffsWake(locks: LeaseMethods, target: object): Promise<{ signal: () => AbortSignal }> {
+  await (await locks.lease(`warm:${Math.random()}`, { ttl: '5s' })).release();
+  const host = leaseHostOf(target, leaseTableNames(), () => { throw new Error('the host should exist'); }, pooling ?? '');
+  if (pooling !== 'transaction') {
+    const sleepFor = host.sleep.bind(host);
+    host.sleep = (name, _ms, signal, wakeIf) => sleepFor(name, 600_000, signal, wakeIf);
+  }
+  return { signal: () => AbortSignal.timeout(20_000) };
 }
 
 /** Polls `check` until it returns true (bounded, so a hang fails the test instead of timing out silently). */
@@ -647,6 +664,57 @@ describe('refusals and tokens', () => {
     }
   });
 
+  test('an acquisition that waited for a conflicting row still gets a token larger than any holder before it', async () => {
+    // INSERT … ON CONFLICT computes its row, token included, before it waits for a conflicting
+    // row. Two ways the token could go stale, each staged here with raw transactions: (1) while
+    // it waits, another holder takes the lease with a larger token and a release (which, like
+    // ormlock's, takes the name's advisory lock) deletes the row, so the insert goes ahead with
+    // its old row; (2) the row it waited for commits expired, with a larger token, and the
+    // acquisition takes it over.
+    const locks = pgLock(pool);
+    const lockWaits = async () =>
+      (await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`))[0]!.n;
+    const other = await db.client();
+    const releaser = await db.client();
+    try {
+      // (1) A live holder's row, locked by `other`; `releaser` waits to delete it.
+      await db.query(`INSERT INTO ormlock_leases (name, owner, acquired_at, renewed_at, expires_at, ttl_ms) VALUES ('stale:deleted', 'elsewhere', now(), now(), now() + interval '1 hour', 3600000)`);
+      await other.query('BEGIN');
+      await other.query(`SELECT 1 FROM ormlock_leases WHERE name = 'stale:deleted' FOR UPDATE`);
+      await releaser.query('BEGIN');
+      await releaser.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [LEASE_LOCK_CLASS, 'stale:deleted']);
+      const deleting = releaser.query(`DELETE FROM ormlock_leases WHERE name = 'stale:deleted'`);
+      await until(async () => (await lockWaits()) >= 1, 'the release waiting for the row');
+      const acquiring = locks.lease('stale:deleted', { ttl: '10s', onBusy: 'return' });
+      await until(async () => (await lockWaits()) >= 2, 'the acquisition waiting');
+      // Another holder takes the lease meanwhile (a larger token), and the release then deletes it.
+      const [{ token: taken }] = (await other.query<{ token: string }>(`UPDATE ormlock_leases SET token = DEFAULT, owner = 'next' WHERE name = 'stale:deleted' RETURNING token::text`)).rows as [{ token: string }];
+      await other.query('COMMIT');
+      await deleting;
+      await releaser.query('COMMIT');
+      const lease = await acquiring;
+      expect(lease).not.toBeNull();
+      expect(lease!.fencingToken).toBeGreaterThan(BigInt(taken));
+      await lease!.release();
+
+      // (2) A row being inserted (not yet committed) that commits expired, with a larger token.
+      await other.query('BEGIN');
+      await other.query(`INSERT INTO ormlock_leases (name, owner, acquired_at, renewed_at, expires_at, ttl_ms) VALUES ('stale:expired', 'elsewhere', now(), now(), now() + interval '1 hour', 3600000)`);
+      const takingOver = locks.lease('stale:expired', { ttl: '10s', onBusy: 'return' });
+      await until(async () => (await lockWaits()) >= 1, 'the acquisition waiting for the insert');
+      const [{ token: expired }] = (await other.query<{ token: string }>(`UPDATE ormlock_leases SET token = DEFAULT, expires_at = now() - interval '1 second' WHERE name = 'stale:expired' RETURNING token::text`)).rows as [{ token: string }];
+      await other.query('COMMIT');
+      const overtaken = await takingOver;
+      expect(overtaken).not.toBeNull();
+      expect(overtaken!.fencingToken).toBeGreaterThan(BigInt(expired));
+      await overtaken!.release();
+    } finally {
+      await other.query('ROLLBACK').catch(() => {});
+      await releaser.query('ROLLBACK').catch(() => {});
+      await db.query(`DELETE FROM ormlock_leases WHERE name LIKE 'stale:%'`);
+    }
+  });
+
   test('a handoff heard while the last try was on its way wakes the waiter at once, not at its next retry', async () => {
     // The NOTIFY of a handoff can arrive after a try was sent (which did not see the handoff) and
     // before the waiter goes to sleep: the sleep must start woken.
@@ -681,7 +749,9 @@ describe('refusals and tokens', () => {
     // Before the fix it deleted the lease and the waiter slept in line until its safety retry
     // (0.5–1.5 s) with the lease free.
     const locks = pgLock(pool);
-    const otherLocks = pgLock(db.pool({ max: 2 }));
+    const otherPool = db.pool({ max: 2 });
+    const otherLocks = pgLock(otherPool);
+    const handoffs = await onlyHandoffsWake(otherLocks, otherPool);
     const held = await locks.lease('join-during-release', { ttl: '30s' });
     const blocker = await db.client();
     const lockWaits = async () =>
@@ -691,8 +761,8 @@ describe('refusals and tokens', () => {
       await blocker.query(`SELECT 1 FROM ormlock_leases WHERE name = 'join-during-release' FOR UPDATE`);
       const releasing = held.release();
       await until(async () => (await lockWaits()) >= 1, 'the release waiting for the row lock');
-      // Aborted (no last try) before the earliest safety retry: only a prompt handoff gets it.
-      const waiting = otherLocks.lease('join-during-release', { ttl: '30s', wait: '60s', signal: AbortSignal.timeout(450) });
+      // The waiter's safety retry never comes: only a handoff (or a try that finds the lease free) gets it.
+      const waiting = otherLocks.lease('join-during-release', { ttl: '30s', wait: '60s', signal: handoffs.signal() });
       // The waiter's statement either waits behind the release (touching the holder's row) or
       // has committed its place in line; either way it ran before the release resumes.
       await until(async () => (await lockWaits()) >= 2 || (await waitersInLine()) >= 1, 'the waiter in line or waiting behind the release');
@@ -706,14 +776,16 @@ describe('refusals and tokens', () => {
     }
   });
 
-  test('two processes taking turns on one lease hand it over every time, without a release reported lost', async () => {
-    const hosts = [pgLock(db.pool({ max: 2 })), pgLock(db.pool({ max: 2 }))];
+  test('two hosts (as two processes have) taking turns on one lease hand it over every time, tokens rising, without a release reported lost', async () => {
+    const pools = [db.pool({ max: 2 }), db.pool({ max: 2 })];
     const tokens: bigint[] = [];
     await Promise.all(
-      hosts.map(async (locks) => {
+      pools.map(async (target) => {
+        const locks = pgLock(target);
+        const handoffs = await onlyHandoffsWake(locks, target);
         for (let i = 0; i < 150; i += 1) {
-          // Aborted (no last try) before the earliest safety retry: a missed handoff fails the test.
-          const lease = await locks.lease('ping-pong', { ttl: '30s', wait: '60s', signal: AbortSignal.timeout(450) });
+          // No safety retry comes: a missed handoff fails the test.
+          const lease = await locks.lease('ping-pong', { ttl: '30s', wait: '60s', signal: handoffs.signal() });
           tokens.push(lease.fencingToken);
           await lease.release();
         }

@@ -35,14 +35,15 @@ const SELECT_COLUMNS = (alias: string) =>
  * One statement: insert the row, or take over a row whose holder's time is up. A live holder's
  * row makes ON CONFLICT's WHERE false, so nothing is written and no row comes back (the caller
  * then reads the holder with {@link getSql}, only on that busy path). The token column is left
- * out of the insert, so its default (nextval of the bigserial's sequence) fills it, and
- * `token = excluded.token` gives a take-over a fresh, larger token too.
+ * out of the insert, so its default (nextval of the bigserial's sequence) fills it, and a
+ * take-over draws a fresh one (`token = DEFAULT`) once it holds the row's lock. {@link NAME_LOCKED}
+ * keeps an insert's token from going stale while it waits.
  */
 export function acquireSql(t: LeaseTableNames): string {
   return (
     `INSERT INTO ${t.qualified} AS l (name, owner, data, acquired_at, renewed_at, expires_at, ttl_ms) ` +
-    `VALUES ($1, $2, $3::jsonb, clock_timestamp(), clock_timestamp(), ${TTL('$4')}, $4::int) ` +
-    `ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, token = excluded.token, data = excluded.data, ` +
+    `SELECT $1::text, $2::text, $3::jsonb, clock_timestamp(), clock_timestamp(), ${TTL('$4')}, $4::int WHERE ${NAME_LOCKED('$1::text')} ` +
+    `ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, token = DEFAULT, data = excluded.data, ` +
     `acquired_at = excluded.acquired_at, renewed_at = excluded.renewed_at, expires_at = excluded.expires_at, ttl_ms = excluded.ttl_ms ` +
     `WHERE l.expires_at <= clock_timestamp() ` +
     `RETURNING l.token::text AS token, l.data, ${EPOCH_MS('l.expires_at')} AS expires_ms`
@@ -71,6 +72,30 @@ const UNCHANGED = (table: string) => `xmin = (SELECT c.xmin FROM ${table} c WHER
 const AFTER = (...ctes: string[]) => `${ctes.map((cte) => `(SELECT count(*) FROM ${cte})`).join(' + ')} >= 0`;
 
 /**
+ * A condition, always true, that takes the statement's per-name transaction advisory lock, in
+ * the two-key space (class {@link LEASE_LOCK_CLASS}, key: the name's hash), which no one-key
+ * `pg_advisory_lock(bigint)` shares. Every statement that takes a lease by inserting its row and
+ * every statement that deletes a lease row takes it before any row lock and keeps it until it
+ * commits (one statement in autocommit: microseconds). Why: an `INSERT … ON CONFLICT` computes
+ * its row, new token included, before it waits for a conflicting row, and when that row is
+ * deleted meanwhile it inserts the row it computed. While it waited, others could take and
+ * release the lease with larger tokens; the late insert would then hold the lease with a smaller
+ * token than an earlier holder's, breaking fencing. Under this lock no lease row of the name is
+ * deleted, and no other insert draws a token, between the draw and the commit. Statements that
+ * rewrite a row they hold the lock of (a handoff, a take-over, a renewal, `DO UPDATE`) draw their
+ * token after taking it (`token = DEFAULT`) and need no more. Taken before every row lock, it
+ * adds no deadlock. As a condition in a statement's own WHERE (rather than a CTE) it costs
+ * PostgreSQL almost nothing to plan, which matters where a driver sends statements unnamed.
+ */
+const NAME_LOCKED = (nameParam: string) => `pg_advisory_xact_lock(${LEASE_LOCK_CLASS}, hashtext(${nameParam})) IS NOT NULL`;
+
+/** `adv`: a CTE that takes {@link NAME_LOCKED} (when `when` holds), for statements that order it with AFTER. */
+const ADVISORY = (nameParam: string, from = '', when = 'true') => `adv AS (SELECT 1 ${from} WHERE ${when} AND ${NAME_LOCKED(nameParam)})`;
+
+/** The first key of {@link NAME_LOCKED}'s locks: 'orml' in ASCII. Documented in docs/leases.md. */
+export const LEASE_LOCK_CLASS = 0x6f726d6c;
+
+/**
  * Release when nobody waits: $1 name, $2 owner, $3 token, $4 the name's line row
  * ({@link lineRowName}). Deletes the row only if this owner and token still hold it and nobody
  * is in line; `live` says whether the lease had not yet expired. No row back: not held, or
@@ -82,7 +107,7 @@ export function quickReleaseSql(t: LeaseTableNames): string {
   const T = t.qualified;
   return (
     `DELETE FROM ${T} WHERE name = $1::text AND owner = $2::text AND token = $3::int8 AND ${UNCHANGED(T)} ` +
-    `AND NOT EXISTS (SELECT 1 FROM ${T} w WHERE w.name = $4::text) RETURNING expires_at > clock_timestamp() AS live`
+    `AND NOT EXISTS (SELECT 1 FROM ${T} w WHERE w.name = $4::text) AND ${NAME_LOCKED('$1::text')} RETURNING expires_at > clock_timestamp() AS live`
   );
 }
 
@@ -95,7 +120,7 @@ export function quickReleaseCountSql(t: LeaseTableNames): string {
   const T = t.qualified;
   return (
     `DELETE FROM ${T} WHERE name = $1::text AND owner = $2::text AND token = $3::int8 AND expires_at > clock_timestamp() ` +
-    `AND ${UNCHANGED(T)} AND NOT EXISTS (SELECT 1 FROM ${T} w WHERE w.name = $4::text)`
+    `AND ${UNCHANGED(T)} AND NOT EXISTS (SELECT 1 FROM ${T} w WHERE w.name = $4::text) AND ${NAME_LOCKED('$1::text')}`
   );
 }
 
@@ -119,15 +144,18 @@ export function releaseSql(t: LeaseTableNames): string {
   const leaving = `ARRAY[coalesce((SELECT owner FROM handed), $2::text), $2::text]`;
   return (
     `WITH cur AS (SELECT c.expires_at > clock_timestamp() AS live FROM ${T} c WHERE c.name = $1::text AND c.owner = $2::text AND c.token = $3::int8), ` +
-    // The line row is locked first ({@link AFTER}); `head` is read from the snapshot.
-    `lk AS (SELECT 1 FROM ${T} w WHERE w.name = $5::text FOR UPDATE), ` +
+    // The name's advisory lock first ({@link NAME_LOCKED}: this may delete the row), then the line
+    // row ({@link AFTER}); `head` is read from the snapshot.
+    `${ADVISORY('$1::text')}, ` +
+    `lk AS (SELECT 1 FROM ${T} w WHERE w.name = $5::text AND ${AFTER('adv')} FOR UPDATE), ` +
     `head AS (SELECT e.key AS owner, e.value AS v FROM ${T} w, jsonb_each(w.data) e WHERE w.name = $5::text AND e.key <> $2::text AND ${AFTER('lk')} ` +
     `AND (e.value->>1)::float8 > ${NOW_MS} ORDER BY (e.value->>0)::float8, e.key LIMIT 1), ` +
     `handed AS (UPDATE ${T} AS l SET owner = head.owner, token = DEFAULT, data = nullif(head.v->3, 'null'::jsonb), acquired_at = clock_timestamp(), renewed_at = clock_timestamp(), ` +
     `expires_at = clock_timestamp() + (head.v->>2)::int * interval '1 millisecond', ttl_ms = (head.v->>2)::int ` +
     `FROM head WHERE l.name = $1::text AND l.owner = $2::text AND l.token = $3::int8 ` +
     `RETURNING l.owner, l.token::text AS token, ${EPOCH_MS('l.expires_at')} AS expires_ms), ` +
-    `deleted AS (DELETE FROM ${T} AS l WHERE l.name = $1::text AND l.owner = $2::text AND l.token = $3::int8 AND l.${UNCHANGED(T)} AND NOT EXISTS (SELECT 1 FROM head) RETURNING 1), ` +
+    `deleted AS (DELETE FROM ${T} AS l WHERE l.name = $1::text AND l.owner = $2::text AND l.token = $3::int8 AND l.${UNCHANGED(T)} AND NOT EXISTS (SELECT 1 FROM head) ` +
+    `AND ${AFTER('adv')} RETURNING 1), ` +
     // An entry must never outlive its waiter's turn: a later release would hand the lease to a
     // process that no longer waits for it. So the line row is always updated (waiting for a
     // waiter's try that is writing it, if need be).
@@ -209,12 +237,14 @@ export function lineAcquireSql(t: LeaseTableNames): string {
     `n = 0 AND NOT EXISTS (SELECT 1 FROM holder WHERE holder.remaining_ms > 0) AS attempt FROM ahead), ` +
     // Taking the lease also writes the line row (leaving the line): lock that row first, as
     // releases do.
-    `lk AS (SELECT 1 FROM ${T} w WHERE w.name = $5::text AND (SELECT attempt FROM p) FOR UPDATE), ` +
+    // Taking it inserts the lease row: the name's advisory lock comes first ({@link NAME_LOCKED}).
+    `${ADVISORY('$1::text', 'FROM p', 'p.attempt')}, ` +
+    `lk AS (SELECT 1 FROM ${T} w WHERE w.name = $5::text AND (SELECT attempt FROM p) AND ${AFTER('adv')} FOR UPDATE), ` +
     `acq AS (INSERT INTO ${T} AS l (name, owner, data, acquired_at, renewed_at, expires_at, ttl_ms) ` +
     // Not while the snapshot shows a live holder (p.attempt): ON CONFLICT would lock the holder's
     // row until this statement commits, making the holder's release (or heartbeat) wait for it.
-    `SELECT $1::text, ${me}, $3::jsonb, clock_timestamp(), clock_timestamp(), ${TTL('$4')}, $4::int FROM p WHERE p.attempt AND ${AFTER('lk')} ` +
-    `ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, token = excluded.token, data = excluded.data, ` +
+    `SELECT $1::text, ${me}, $3::jsonb, clock_timestamp(), clock_timestamp(), ${TTL('$4')}, $4::int FROM p WHERE p.attempt AND ${AFTER('adv', 'lk')} ` +
+    `ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, token = DEFAULT, data = excluded.data, ` +
     `acquired_at = excluded.acquired_at, renewed_at = excluded.renewed_at, expires_at = excluded.expires_at, ttl_ms = excluded.ttl_ms ` +
     `WHERE l.expires_at <= clock_timestamp() ` +
     `RETURNING l.token::text AS token, l.data, ${EPOCH_MS('l.expires_at')} AS expires_ms), ` +

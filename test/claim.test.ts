@@ -131,3 +131,46 @@ describe('prisma claim set', () => {
     expect(account?.version).toBe(-1);
   });
 });
+
+describe('drizzle one-row claims', () => {
+  test('match the claimed row by its primary key, or by its physical address when the key has several columns', async () => {
+    const { $lock } = await import('../src/drizzle/index.js');
+    const { jobs, memberships } = await import('../drizzle/schema.js');
+    const { asc, eq } = await import('drizzle-orm');
+    const orm = db.drizzle();
+    // A table with a one-column key (jobs.id) and one with a composite key (org_id, user_id).
+    const [job] = await $lock(orm).claim(jobs, { where: eq(jobs.id, 7n), set: { lockedBy: 'keyed' } });
+    expect(job).toMatchObject({ id: 7n, lockedBy: 'keyed' });
+    expect(await db.query(`SELECT id::int FROM jobs WHERE locked_by = 'keyed'`)).toEqual([{ id: 7 }]);
+
+    await db.query('DELETE FROM memberships');
+    await db.query(`INSERT INTO memberships (org_id, user_id, role) VALUES (1, 1, 'member'), (1, 2, 'member'), (2, 1, 'member')`);
+    const claimed = await $lock(orm).claim(memberships, { where: eq(memberships.orgId, 1), orderBy: [asc(memberships.userId)], set: { role: 'owner' } });
+    expect(claimed).toEqual([{ orgId: 1, userId: 1, role: 'owner' }]);
+    expect(await db.query('SELECT org_id, user_id, role FROM memberships ORDER BY org_id, user_id')).toEqual([
+      { org_id: 1, user_id: 1, role: 'owner' },
+      { org_id: 1, user_id: 2, role: 'member' },
+      { org_id: 2, user_id: 1, role: 'member' },
+    ]);
+  });
+});
+
+describe('prisma one-row claims', () => {
+  test('match the claimed row by its @id column, or by its physical address under @@id', async () => {
+    const { lockExtension } = await import('../src/prisma/index.js');
+    const prisma = db.prisma().$extends(lockExtension());
+    const [job] = await prisma.$lock.claim('Job', { where: { id: 9n }, set: { lockedBy: 'keyed' } });
+    expect(job).toMatchObject({ id: 9n, lockedBy: 'keyed' });
+    expect(await db.query(`SELECT id::int FROM jobs WHERE locked_by = 'keyed'`)).toEqual([{ id: 9 }]);
+
+    await db.query('DELETE FROM memberships');
+    await db.query(`INSERT INTO memberships (org_id, user_id, role) VALUES (1, 1, 'member'), (1, 2, 'member'), (2, 1, 'member')`);
+    const claimed = await prisma.$lock.claim('Membership', { where: { orgId: 1 }, orderBy: { userId: 'desc' }, set: { role: 'owner' } });
+    expect(claimed).toEqual([{ orgId: 1, userId: 2, role: 'owner' }]);
+    expect(await db.query('SELECT org_id, user_id, role FROM memberships ORDER BY org_id, user_id')).toEqual([
+      { org_id: 1, user_id: 1, role: 'member' },
+      { org_id: 1, user_id: 2, role: 'owner' },
+      { org_id: 2, user_id: 1, role: 'member' },
+    ]);
+  });
+});

@@ -92,6 +92,8 @@ interface TableInfo {
   readonly columns: Record<string, Column>;
   /** The columns whose driver values Drizzle maps (timestamps, numbers sent as text, json …), by key. */
   readonly decoded: readonly (readonly [key: string, column: Column])[];
+  /** The primary key, when it is one column (`.primaryKey()`). */
+  readonly key: Column | undefined;
 }
 
 // getTableConfig() builds every index, check and foreign key of the table: once per table is enough.
@@ -110,7 +112,9 @@ function tableInfo(table: unknown, argument = 'table'): TableInfo {
   const columns = getTableColumns(table as PgTable);
   // A column that keeps driver values as they are (text, boolean …) is left out of decoding.
   const decoded = Object.entries(columns).filter(([, column]) => column.mapFromDriverValue !== ColumnClass.prototype.mapFromDriverValue);
-  const info: TableInfo = { table: { schema: config.schema ?? null, name: config.name }, columns, decoded };
+  const primary = Object.values(columns).filter((column) => column.primary);
+  const key = primary.length === 1 && config.primaryKeys.length === 0 ? primary[0] : undefined;
+  const info: TableInfo = { table: { schema: config.schema ?? null, name: config.name }, columns, decoded, key };
   tableInfos.set(table as object, info);
   return info;
 }
@@ -151,6 +155,7 @@ export function drizzleRowLocks(executorOf: () => Executor, dbOrTx: unknown): Dr
     where: opts['where'] === undefined ? undefined : render(opts['where'] as SQL, 'query.where'),
     orderBy: orderTerms(opts['orderBy']),
     limit: countOption(opts[limitName], `query.${limitName}`),
+    key: info.key === undefined ? undefined : columnName(info.key),
   });
   return {
     async row(table, query) {

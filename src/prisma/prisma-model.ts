@@ -48,6 +48,8 @@ export interface PrismaModelInfo {
   readonly fields: ReadonlyMap<string, PrismaScalarField>;
   readonly relations: ReadonlyMap<string, PrismaRelationField>;
   readonly columns: readonly SelectColumn[];
+  /** The primary key's column, when it is one field (`@id`, not `@@id`). */
+  readonly key: string | undefined;
 }
 
 interface RuntimeField {
@@ -116,11 +118,18 @@ export function modelResolver(client: object): (model: unknown) => PrismaModelIn
       fields,
       relations,
       columns: [...fields.values()].map((field) => ({ column: field.column, as: field.name })),
+      key: keyColumn(fields, declaredRelations().get(model)),
     };
     cache.set(model, info);
     return info;
   };
   return resolve;
+}
+
+/** The column of the model's one `@id` field, if the schema declares exactly one. */
+function keyColumn(fields: ReadonlyMap<string, PrismaScalarField>, declared: ReadonlyMap<string, { readonly isId: boolean }> | undefined): string | undefined {
+  const ids = [...(declared ?? [])].filter(([name, field]) => field.isId && fields.has(name));
+  return ids.length === 1 ? fields.get(ids[0]![0])!.column : undefined;
 }
 
 function columnOf(model: RuntimeModel | undefined, fieldName: string): string | undefined {

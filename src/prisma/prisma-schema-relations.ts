@@ -1,9 +1,10 @@
 /**
  * What the client's runtime data model leaves out about relations, read from the Prisma schema
  * the client embeds (`inlineSchema`): whether a relation field is a list, whether it is optional,
- * and the `fields` / `references` of its `@relation(…)`. Prisma 7 prunes the runtime data model to
- * names, kinds, types and `relationName`; the schema text is the only place left that says which
- * side of a relation holds the foreign key.
+ * and the `fields` / `references` of its `@relation(…)`; and which field is the model's `@id`.
+ * Prisma 7 prunes the runtime data model to names, kinds, types and `relationName`; the schema
+ * text is the only place left that says which side of a relation holds the foreign key, or which
+ * column is the primary key.
  */
 
 /** A relation field as declared in the schema: `fromAccount Account @relation("outgoing", fields: [fromId], references: [id])`. */
@@ -14,15 +15,16 @@ export interface DeclaredRelationField {
   readonly fields: readonly string[];
   /** The related model's fields they reference (`references: […]`). */
   readonly references: readonly string[];
+  /** The field carries `@id` (the model's one-field primary key). */
+  readonly isId: boolean;
 }
 
 /** Declared relation fields by model name, then field name. */
 export type DeclaredRelations = ReadonlyMap<string, ReadonlyMap<string, DeclaredRelationField>>;
 
 /**
- * Parses the `model` blocks of a Prisma schema for their relation fields (fields with a list or
- * optional marker, or a `@relation` attribute: the caller keeps those the data model calls
- * relations). Comments and string literals are skipped, so a `}` or `//` inside a default value
+ * Parses the `model` blocks of a Prisma schema for their fields' declarations (list or optional
+ * markers, `@relation`, `@id`: the caller keeps what it needs of each). Comments and string literals are skipped, so a `}` or `//` inside a default value
  * or a doc comment does not end a block.
  */
 export function parseDeclaredRelations(schema: string): DeclaredRelations {
@@ -43,6 +45,7 @@ export function parseDeclaredRelations(schema: string): DeclaredRelations {
         isOptional: optional !== undefined,
         fields: listArgument(relation, 'fields'),
         references: listArgument(relation, 'references'),
+        isId: /@id\b/.test(rest),
       });
     }
     models.set(match[1] as string, fields);

@@ -226,6 +226,7 @@ export function prismaRowLocks<Tx, TxOptions>(
         where: translateWhere(info, opts['where']),
         orderBy: translateOrderBy(info, opts['orderBy']),
         limit: countOption(opts['take'], 'query.take') ?? 1,
+        key: info.key,
       };
       const set = translateSet(info, opts['set']);
       return toModelRows(info, await claimRows<Row>(bindingOf().executor, spec, strength, set));

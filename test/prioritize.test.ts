@@ -364,7 +364,8 @@ describe.runIf(perBackend)('prioritize with advisory locks', () => {
     const pool = db.pool();
     const error = await $lock(pool)
       .advisory('prio:predicate', async () => 'ran', {
-        timeout: '600ms',
+        // Long enough for the predicate to be asked at least once however loaded the machine is.
+        timeout: '2s',
         prioritize: { action: 'terminate', every: 50, after: 50, filter: { predicate: (b) => (seen.push(b), b.applicationName !== 'ormlock-test-spared') } },
       })
       .catch((e: unknown) => e);

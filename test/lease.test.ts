@@ -70,21 +70,32 @@ async function untilWaiting(total: number): Promise<void> {
   await until(async () => (await waitersInLine()) >= total, `${total} waiter(s) in line`);
 }
 
+/** Sessions of the test database waiting for a lock (a row lock or the name's advisory lock). */
+async function lockWaits(): Promise<number> {
+  return (await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`))[0]!.n;
+}
+
+/** The lease host a `$lock` root made (it must have taken a lease already). */
+function existingHost(root: object): LeaseHost {
+  return leaseHostOf(root, leaseTableNames(), () => { throw new Error('the host should exist'); }, pooling ?? '');
+}
+
+/** Bounds a wait that only a missed handoff could make long, however slow or loaded the machine. */
+const HANDOFF_BOUND_MS = 20_000;
+
 /**
  * Takes `locks`' lease host (made by one lease taken and released) and, where its waiters hear
  * releases by NOTIFY, pushes every waiter's sleep timer out of reach: the safety retry never
- * comes, so a waiter gets a lease only if a handoff reaches it. A missed one fails the call at
- * `abortAfterMs`, however slow or loaded the machine. Polling waiters (through a transaction-mode
- * pooler) keep their timers: polling is how they learn of a release.
+ * comes, so a waiter gets a lease only if a handoff reaches it (a missed one ends the wait at its
+ * signal, `HANDOFF_BOUND_MS`). Polling waiters (through a transaction-mode pooler) keep their
+ * timers: polling is how they learn of a release.
  */
-async function onlyHandoffsWake(locks: LeaseMethods, target: object): Promise<{ signal: () => AbortSignal }> {
+async function onlyHandoffsWake(locks: LeaseMethods, root: object): Promise<void> {
   await (await locks.lease(`warm:${Math.random()}`, { ttl: '5s' })).release();
-  const host = leaseHostOf(target, leaseTableNames(), () => { throw new Error('the host should exist'); }, pooling ?? '');
-  if (pooling !== 'transaction') {
-    const sleepFor = host.sleep.bind(host);
-    host.sleep = (name, _ms, signal, wakeIf) => sleepFor(name, 600_000, signal, wakeIf);
-  }
-  return { signal: () => AbortSignal.timeout(20_000) };
+  if (pooling === 'transaction') return;
+  const host = existingHost(root);
+  const sleepFor = host.sleep.bind(host);
+  host.sleep = (name, _ms, signal, wakeIf) => sleepFor(name, 600_000, signal, wakeIf);
 }
 
 /** Polls `check` until it returns true (bounded, so a hang fails the test instead of timing out silently). */
@@ -672,8 +683,6 @@ describe('refusals and tokens', () => {
     // its old row; (2) the row it waited for commits expired, with a larger token, and the
     // acquisition takes it over.
     const locks = pgLock(pool);
-    const lockWaits = async () =>
-      (await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`))[0]!.n;
     const other = await db.client();
     const releaser = await db.client();
     try {
@@ -751,18 +760,16 @@ describe('refusals and tokens', () => {
     const locks = pgLock(pool);
     const otherPool = db.pool({ max: 2 });
     const otherLocks = pgLock(otherPool);
-    const handoffs = await onlyHandoffsWake(otherLocks, otherPool);
+    await onlyHandoffsWake(otherLocks, otherPool);
     const held = await locks.lease('join-during-release', { ttl: '30s' });
     const blocker = await db.client();
-    const lockWaits = async () =>
-      (await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`))[0]!.n;
     try {
       await blocker.query('BEGIN');
       await blocker.query(`SELECT 1 FROM ormlock_leases WHERE name = 'join-during-release' FOR UPDATE`);
       const releasing = held.release();
       await until(async () => (await lockWaits()) >= 1, 'the release waiting for the row lock');
       // The waiter's safety retry never comes: only a handoff (or a try that finds the lease free) gets it.
-      const waiting = otherLocks.lease('join-during-release', { ttl: '30s', wait: '60s', signal: handoffs.signal() });
+      const waiting = otherLocks.lease('join-during-release', { ttl: '30s', wait: '60s', signal: AbortSignal.timeout(HANDOFF_BOUND_MS) });
       // The waiter's statement either waits behind the release (touching the holder's row) or
       // has committed its place in line; either way it ran before the release resumes.
       await until(async () => (await lockWaits()) >= 2 || (await waitersInLine()) >= 1, 'the waiter in line or waiting behind the release');
@@ -782,10 +789,10 @@ describe('refusals and tokens', () => {
     await Promise.all(
       pools.map(async (target) => {
         const locks = pgLock(target);
-        const handoffs = await onlyHandoffsWake(locks, target);
+        await onlyHandoffsWake(locks, target);
         for (let i = 0; i < 150; i += 1) {
           // No safety retry comes: a missed handoff fails the test.
-          const lease = await locks.lease('ping-pong', { ttl: '30s', wait: '60s', signal: handoffs.signal() });
+          const lease = await locks.lease('ping-pong', { ttl: '30s', wait: '60s', signal: AbortSignal.timeout(HANDOFF_BOUND_MS) });
           tokens.push(lease.fencingToken);
           await lease.release();
         }
@@ -836,7 +843,6 @@ describe('refusals and tokens', () => {
 
   test('node-postgres sends the lease statements by name; a connection that lost them (DEALLOCATE ALL) or has one already falls back to unnamed statements, and the call succeeds', async () => {
     const prepared = async (p: pg.Pool) => (await p.query<{ name: string }>(`SELECT name FROM pg_prepared_statements WHERE name LIKE 'ormlock_lease_%' ORDER BY name`)).rows.map((r) => r.name);
-    const hostOf = (target: object): LeaseHost => leaseHostOf(target, leaseTableNames(), () => { throw new Error('host should exist'); }, pooling ?? '');
     // One connection each, so that the statements named are on the connection looked at.
     const first = db.pool({ max: 1 });
     const second = db.pool({ max: 1 });
@@ -846,10 +852,10 @@ describe('refusals and tokens', () => {
       await (await locks.lease('named:a', { ttl: '10s' })).release();
       if (pooling === 'transaction') {
         // Through a transaction-mode pooler the next use of a name may reach another backend: never named.
-        expect(hostOf(first).prepared).toBe(false);
+        expect(existingHost(first).prepared).toBe(false);
         return;
       }
-      expect(hostOf(first).prepared).toBe(true);
+      expect(existingHost(first).prepared).toBe(true);
       const names = await prepared(first);
       expect(names.some((n) => n.startsWith('ormlock_lease_acquire_'))).toBe(true);
       expect(names.some((n) => n.startsWith('ormlock_lease_quickRelease_'))).toBe(true);
@@ -859,7 +865,7 @@ describe('refusals and tokens', () => {
       const again = await locks.lease('named:a', { ttl: '10s' });
       expect(again.state).toBe('held');
       await again.release();
-      expect(hostOf(first).prepared).toBe(false);
+      expect(existingHost(first).prepared).toBe(false);
       await (await locks.lease('named:a', { ttl: '10s' })).release();
       expect(await prepared(first)).toEqual([]);
 
@@ -869,7 +875,7 @@ describe('refusals and tokens', () => {
       const secondLocks = pgLock(second);
       const held = await secondLocks.lease('named:b', { ttl: '10s' });
       expect(held.state).toBe('held');
-      expect(hostOf(second).prepared).toBe(false);
+      expect(existingHost(second).prepared).toBe(false);
       await held.release();
       expect(await secondLocks.getLease('named:b')).toBeNull();
 
@@ -877,7 +883,7 @@ describe('refusals and tokens', () => {
       const client = (dz as unknown as { $client?: unknown }).$client;
       if (client instanceof pgModule.Pool) {
         await (await drizzleLock(dz).lease('named:c', { ttl: '10s' })).release();
-        expect(hostOf(dz).prepared).toBe(true);
+        expect(existingHost(dz).prepared).toBe(true);
         expect((await prepared(client)).some((n) => n.startsWith('ormlock_lease_acquire_'))).toBe(true);
       }
     } finally {

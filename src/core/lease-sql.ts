@@ -89,8 +89,8 @@ const AFTER = (...ctes: string[]) => `${ctes.map((cte) => `(SELECT count(*) FROM
  */
 const NAME_LOCKED = (nameParam: string) => `pg_advisory_xact_lock(${LEASE_LOCK_CLASS}, hashtext(${nameParam})) IS NOT NULL`;
 
-/** `adv`: a CTE that takes {@link NAME_LOCKED} (when `when` holds), for statements that order it with AFTER. */
-const ADVISORY = (nameParam: string, from = '', when = 'true') => `adv AS (SELECT 1 ${from} WHERE ${when} AND ${NAME_LOCKED(nameParam)})`;
+/** `adv`: a CTE that takes {@link NAME_LOCKED} (with `onlyIfAttempt`, only when the statement's `p.attempt`), for statements that order it with AFTER. */
+const ADVISORY = (nameParam: string, onlyIfAttempt = false) => `adv AS (SELECT 1 ${onlyIfAttempt ? 'FROM p WHERE p.attempt AND' : 'WHERE'} ${NAME_LOCKED(nameParam)})`;
 
 /** The first key of {@link NAME_LOCKED}'s locks: 'orml' in ASCII. Documented in docs/leases.md. */
 export const LEASE_LOCK_CLASS = 0x6f726d6c;
@@ -238,7 +238,7 @@ export function lineAcquireSql(t: LeaseTableNames): string {
     // Taking the lease also writes the line row (leaving the line): lock that row first, as
     // releases do.
     // Taking it inserts the lease row: the name's advisory lock comes first ({@link NAME_LOCKED}).
-    `${ADVISORY('$1::text', 'FROM p', 'p.attempt')}, ` +
+    `${ADVISORY('$1::text', true)}, ` +
     `lk AS (SELECT 1 FROM ${T} w WHERE w.name = $5::text AND (SELECT attempt FROM p) AND ${AFTER('adv')} FOR UPDATE), ` +
     `acq AS (INSERT INTO ${T} AS l (name, owner, data, acquired_at, renewed_at, expires_at, ttl_ms) ` +
     // Not while the snapshot shows a live holder (p.attempt): ON CONFLICT would lock the holder's

@@ -142,20 +142,25 @@ export function drizzleRowLocks(executorOf: () => Executor, dbOrTx: unknown): Dr
       return render(item as SQL, argument);
     });
   };
-  // The select list of a table, by this instance's casing: built once per table.
-  const selectColumns = new WeakMap<TableInfo, SelectColumn[]>();
-  const columnsOf = (info: TableInfo): SelectColumn[] => {
-    let list = selectColumns.get(info);
-    if (list === undefined) selectColumns.set(info, (list = Object.entries(info.columns).map(([key, column]) => ({ column: columnName(column), as: key }))));
-    return list;
+  // A table's select list and key column, by this instance's casing: built once per table.
+  const names = new WeakMap<TableInfo, { columns: SelectColumn[]; key: string | undefined }>();
+  const namesOf = (info: TableInfo): { columns: SelectColumn[]; key: string | undefined } => {
+    let known = names.get(info);
+    if (known === undefined) {
+      known = {
+        columns: Object.entries(info.columns).map(([key, column]) => ({ column: columnName(column), as: key })),
+        key: info.key === undefined ? undefined : columnName(info.key),
+      };
+      names.set(info, known);
+    }
+    return known;
   };
   const spec = (info: TableInfo, opts: Record<string, unknown>, limitName: string) => ({
     table: info.table,
-    columns: columnsOf(info),
+    ...namesOf(info),
     where: opts['where'] === undefined ? undefined : render(opts['where'] as SQL, 'query.where'),
     orderBy: orderTerms(opts['orderBy']),
     limit: countOption(opts[limitName], `query.${limitName}`),
-    key: info.key === undefined ? undefined : columnName(info.key),
   });
   return {
     async row(table, query) {

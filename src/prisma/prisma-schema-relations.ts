@@ -24,8 +24,9 @@ export type DeclaredRelations = ReadonlyMap<string, ReadonlyMap<string, Declared
 
 /**
  * Parses the `model` blocks of a Prisma schema for their fields' declarations (list or optional
- * markers, `@relation`, `@id`: the caller keeps what it needs of each). Comments and string literals are skipped, so a `}` or `//` inside a default value
- * or a doc comment does not end a block.
+ * markers, `@relation`, `@id`: the caller keeps what it needs of each). Comments and string
+ * literals are skipped, so a `}` or `//` inside a default value or a doc comment does not end a
+ * block.
  */
 export function parseDeclaredRelations(schema: string): DeclaredRelations {
   const models = new Map<string, Map<string, DeclaredRelationField>>();

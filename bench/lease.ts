@@ -50,6 +50,8 @@ export async function benchLease(ctx: BenchContext): Promise<BenchRow[]> {
   await ensureLeaseTable(pool());
   await closePools();
   const prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: ctx.url, max: 1 }) }).$extends(lockExtension());
+  // The adapter given a pg.Pool: ormlock sends its lease statements on that pool, by name.
+  const prismaOnPool = new PrismaClient({ adapter: new PrismaPg(pool()) }).$extends(lockExtension());
   try {
     // ---- acquire + release, one client -------------------------------------------------------
     const rawPool = pool();
@@ -75,11 +77,12 @@ export async function benchLease(ctx: BenchContext): Promise<BenchRow[]> {
           await prisma.$executeRawUnsafe(RAW_RELEASE, name(i), owner);
         },
         'ormlock prisma': async (i) => (await prisma.$lock.lease(name(i))).release(),
+        'ormlock prisma (pool)': async (i) => (await prismaOnPool.$lock.lease(name(i))).release(),
       },
       plan,
     );
     for (const [driver, figures] of Object.entries(one)) {
-      const floor = driver.endsWith('prisma') ? one['raw prisma']! : one['raw']!;
+      const floor = driver.includes('prisma') ? one['raw prisma']! : one['raw']!;
       rows.push({
         case: 'lease acquire+release',
         driver:
@@ -89,17 +92,27 @@ export async function benchLease(ctx: BenchContext): Promise<BenchRow[]> {
               ? 'raw pg, prepared (named)'
               : driver === 'raw prisma'
                 ? 'raw prisma (2 statements)'
-                : driver,
+                : driver === 'ormlock prisma (pool)'
+                  ? 'ormlock prisma, adapter given a pg.Pool'
+                  : driver,
         clients: 1,
         kind: driver.startsWith('raw') ? 'floor' : 'ormlock',
         ...figures,
         ratio: driver.startsWith('raw') ? undefined : figures.medianMs / floor.medianMs,
-        note: driver === 'raw named' ? `${(figures.medianMs / floor.medianMs).toFixed(2)}× the unnamed pair; not the target's floor` : undefined,
+        note:
+          driver === 'raw named'
+            ? `${(figures.medianMs / floor.medianMs).toFixed(2)}× the unnamed pair; not the target's floor`
+            : driver === 'ormlock prisma (pool)'
+              ? 'statements by name on the pool; × is over raw prisma'
+              : driver === 'ormlock prisma'
+                ? 'adapter given a connection string: statements through $queryRawUnsafe, unnamed'
+                : undefined,
       });
     }
 
     await closePools();
     await prisma.$disconnect();
+    await prismaOnPool.$disconnect();
 
     // ---- acquire + release, 16 clients, distinct names -----------------------------------------
     const clients = 16;
@@ -200,6 +213,7 @@ export async function benchLease(ctx: BenchContext): Promise<BenchRow[]> {
     }
   } finally {
     await prisma.$disconnect();
+    await prismaOnPool.$disconnect();
     await closePools();
   }
   return rows;

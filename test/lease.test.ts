@@ -108,7 +108,8 @@ async function until(check: () => Promise<boolean>, what: string, limitMs = 20_0
   throw new Error(`gave up waiting until ${what}`);
 }
 
-describe.each(['pg', 'drizzle', 'prisma'] as const)('leases through %s', (driverName) => {
+// 'prisma-pool': the adapter was given a pg.Pool, and lease statements run on it by name.
+describe.each(['pg', 'drizzle', 'prisma', 'prisma-pool'] as const)('leases through %s', (driverName) => {
   let locks: LeaseMethods;
   let other: LeaseMethods;
 
@@ -116,7 +117,7 @@ describe.each(['pg', 'drizzle', 'prisma'] as const)('leases through %s', (driver
     const make = (): LeaseMethods => {
       if (driverName === 'pg') return pgLock(db.pool({ max: 3 }));
       if (driverName === 'drizzle') return drizzleLock(db.drizzle({ max: 3 }));
-      return db.prisma().$extends(lockExtension()).$lock;
+      return db.prisma(driverName === 'prisma-pool' ? { pool: { max: 3 } } : {}).$extends(lockExtension()).$lock;
     };
     locks = make();
     other = make();
@@ -189,7 +190,7 @@ describe.each(['pg', 'drizzle', 'prisma'] as const)('leases through %s', (driver
     const makers: (() => LeaseMethods)[] = [
       () => pgLock(db.pool({ max: 2 })),
       () => drizzleLock(db.drizzle({ max: 2 })),
-      () => (driverName === 'prisma' ? db.prisma().$extends(lockExtension()).$lock : pgLock(db.pool({ max: 2 }))),
+      () => (driverName.startsWith('prisma') ? db.prisma().$extends(lockExtension()).$lock : pgLock(db.pool({ max: 2 }))),
     ];
     for (const [index, make] of makers.entries()) {
       const waiter = make();
@@ -916,6 +917,18 @@ describe('more layers and forms', () => {
     );
     await holder.release();
     await (await waiting).release();
+  });
+
+  test('Prisma whose adapter was given a pg.Pool: lease statements run on that pool, by name (not through a transaction pooler)', async () => {
+    const prisma = db.prisma({ pool: { max: 1 } }).$extends(lockExtension());
+    const lease = await prisma.$lock.lease('prisma:pool', { ttl: '10s' });
+    expect((await prisma.$lock.getLease('prisma:pool'))?.fencingToken).toBe(lease.fencingToken);
+    await lease.release();
+    // One connection in the pool: this query runs in the session that ran the lease statements.
+    const prepared = await prisma.$queryRawUnsafe<{ statement: string }[]>('SELECT statement FROM pg_prepared_statements');
+    const leaseStatements = prepared.filter((p) => p.statement.includes('ormlock_leases'));
+    if (pooling === 'transaction') expect(leaseStatements).toEqual([]);
+    else expect(leaseStatements.length).toBeGreaterThanOrEqual(2);
   });
 
   test('Drizzle on postgres.js: leases work and waiters LISTEN through sql.listen (poll behind a transaction pooler)', async () => {

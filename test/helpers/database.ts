@@ -65,8 +65,9 @@ export interface TestDatabase {
    * A new PrismaClient over `@prisma/adapter-pg` (with the adapter's `schema` option when the
    * tables are not in `public`): from `prisma/generated` (`prisma-client` generator), or from
    * `prisma/generated-js` (`prisma-client-js`) when `ORMLOCK_TEST_PRISMA=js`. Typed as the former.
+   * The adapter gets a connection string, or with `pool` a `pg.Pool` of its own made with that config.
    */
-  prisma(): PrismaClient;
+  prisma(options?: { pool?: TestConnectionConfig }): PrismaClient;
   /**
    * A new Drizzle instance on a pool of its own, with `drizzle/schema.ts`: node-postgres, or
    * postgres.js when `ORMLOCK_TEST_DRIZZLE=postgres-js` (`config.max` and
@@ -145,9 +146,10 @@ export function useTestDatabase(options: TestDatabaseOptions = {}): TestDatabase
       sharedPool ??= pool();
       return (await sharedPool.query(text, values)).rows;
     },
-    prisma() {
+    prisma(options = {}) {
       ready();
-      const adapter = new PrismaPg({ connectionString: url }, schemaName === 'public' ? undefined : { schema: schemaName });
+      const adapterOptions = schemaName === 'public' ? undefined : { schema: schemaName };
+      const adapter = options.pool === undefined ? new PrismaPg({ connectionString: url }, adapterOptions) : new PrismaPg(pool(options.pool), adapterOptions);
       const Client = variant.prisma === 'js' ? prismaClientJs() : PrismaClient;
       const prisma = new Client({ adapter });
       closers.push(() => prisma.$disconnect());

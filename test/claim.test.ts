@@ -174,3 +174,41 @@ describe('prisma one-row claims', () => {
     ]);
   });
 });
+
+describe('pg one-row claims', () => {
+  test('match the claimed row by the one-column primary key read from the catalog, only where that key names one row', async () => {
+    const { $lock } = await import('../src/pg/index.js');
+    const locks = $lock(db.pool({ max: 2 }));
+    for (const id of [11, 12]) {
+      const [job] = await locks.claim('jobs', { where: { id }, set: { locked_by: 'keyed' } });
+      expect(job).toMatchObject({ id: String(id), locked_by: 'keyed' });
+    }
+    expect(await db.query(`SELECT id::int FROM jobs WHERE locked_by = 'keyed' ORDER BY id`)).toEqual([{ id: 11 }, { id: 12 }]);
+
+    // An inheritance child may hold a row with the parent's key: the claim updates only the row it locked.
+    await db.query('CREATE TABLE claim_parent (id int PRIMARY KEY, v text NOT NULL); CREATE TABLE claim_child () INHERITS (claim_parent)');
+    await db.query(`INSERT INTO claim_parent VALUES (1, 'parent'); INSERT INTO claim_child VALUES (1, 'child')`);
+    expect(await locks.claim('claim_parent', { where: { v: 'child' }, set: { v: 'claimed' } })).toEqual([{ id: 1, v: 'claimed' }]);
+    expect(await db.query(`SELECT tableoid = 'claim_child'::regclass AS child, v FROM claim_parent ORDER BY v`)).toEqual([
+      { child: true, v: 'claimed' },
+      { child: false, v: 'parent' },
+    ]);
+
+    // A partitioned table's key holds across its partitions.
+    await db.query('CREATE TABLE claim_parts (id int PRIMARY KEY, v text NOT NULL) PARTITION BY RANGE (id)');
+    await db.query('CREATE TABLE claim_parts_low PARTITION OF claim_parts FOR VALUES FROM (0) TO (10); CREATE TABLE claim_parts_high PARTITION OF claim_parts FOR VALUES FROM (10) TO (20)');
+    await db.query(`INSERT INTO claim_parts VALUES (1, 'a'), (11, 'b')`);
+    expect(await locks.claim('claim_parts', { where: { v: 'b' }, set: { v: 'claimed' } })).toEqual([{ id: 11, v: 'claimed' }]);
+    expect(await db.query('SELECT id, v FROM claim_parts ORDER BY id')).toEqual([
+      { id: 1, v: 'a' },
+      { id: 11, v: 'claimed' },
+    ]);
+
+    // The root keeps the key it read; a claim that fails after the table changed makes it read it again.
+    await db.query(`CREATE TABLE claim_renamed (id int PRIMARY KEY, v text NOT NULL); INSERT INTO claim_renamed VALUES (1, 'a'), (2, 'b')`);
+    expect(await locks.claim('claim_renamed', { where: { v: 'a' }, set: { v: 'claimed' } })).toEqual([{ id: 1, v: 'claimed' }]);
+    await db.query('ALTER TABLE claim_renamed RENAME COLUMN id TO ident');
+    await expect(locks.claim('claim_renamed', { where: { v: 'b' }, set: { v: 'claimed' } })).rejects.toThrow('claim_renamed.id does not exist');
+    expect(await locks.claim('claim_renamed', { where: { v: 'b' }, set: { v: 'claimed' } })).toEqual([{ ident: 2, v: 'claimed' }]);
+  });
+});

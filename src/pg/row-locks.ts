@@ -13,6 +13,7 @@ import {
   countOption,
   lockRows,
   planRowWait,
+  qualifiedTable,
 } from '../core/row-lock.js';
 import { SqlBuilder, type SqlFragment } from '../core/sql-fragment.js';
 import { quoteIdent } from '../core/sql.js';
@@ -132,6 +133,7 @@ const CLAIM_OPTIONS = ['where', 'orderBy', 'limit', 'set', 'strength'];
 
 /** Builds `row`, `claim` and `model` over the executor a pool or client resolves to at each call. */
 export function pgRowLocks(executorOf: () => Executor): PgRowLocks {
+  const keys = new PrimaryKeys();
   return {
     async row<R extends Row>(table: PgTableName, query?: PgRowQuery) {
       const ref = tableRef(table);
@@ -154,18 +156,66 @@ export function pgRowLocks(executorOf: () => Executor): PgRowLocks {
       const ref = tableRef(table);
       const opts = checkOptionNames(query, CLAIM_OPTIONS, 'query');
       const { strength = 'update' } = opts;
-      const spec = {
-        table: ref,
-        columns: [],
-        where: whereFragment(opts['where']),
-        orderBy: orderTerms(opts['orderBy']),
-        limit: countOption(opts['limit'], 'query.limit') ?? 1,
-      };
-      return claimRows<R>(executorOf(), spec, strength, setItems(opts['set']));
+      const limit = countOption(opts['limit'], 'query.limit') ?? 1;
+      const set = setItems(opts['set']);
+      const where = whereFragment(opts['where']);
+      const orderBy = orderTerms(opts['orderBy']);
+      const executor = executorOf();
+      // Only a one-row claim that updates matches its row by the key (see buildClaimUpdate).
+      const key = limit <= 1 && set !== undefined && set.length > 0 ? await keys.of(executor, ref) : undefined;
+      try {
+        return await claimRows<R>(executor, { table: ref, columns: [], where, orderBy, limit, key }, strength, set);
+      } catch (error) {
+        if (key !== undefined) keys.forget(ref);
+        throw error;
+      }
     },
     async model(tables, options) {
       const list: unknown[] = Array.isArray(tables) ? tables : [tables];
       await lockTables(executorOf(), planTableLock(list.map((table) => tableRef(table, 'tables')), options));
     },
   };
+}
+
+/**
+ * The table's primary key when it is one column and names one row of everything an `UPDATE` of
+ * the table reaches: a plain table without inheritance children, or a partitioned table (whose
+ * key holds across its partitions). `$1`: the table's quoted, possibly qualified name, resolved
+ * on the connection's `search_path` like the claim's own statement.
+ */
+const PRIMARY_KEY_SQL =
+  `SELECT a.attname AS key FROM pg_catalog.pg_class c ` +
+  `JOIN pg_catalog.pg_index i ON i.indrelid = c.oid AND i.indisprimary AND i.indnkeyatts = 1 ` +
+  `JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum = i.indkey[0] ` +
+  `WHERE c.oid = pg_catalog.to_regclass($1::text) AND (c.relkind = 'p' OR NOT c.relhassubclass)`;
+
+/**
+ * What a `$lock` root learnt of its tables' primary keys, one catalog read per table: a one-row
+ * claim then updates its row by that key, the hand-written claim's statement, which PostgreSQL
+ * plans faster than a match by `(tableoid, ctid)`. A claim that fails makes the table's key be
+ * read again on the next claim (the table may have changed). A table without a one-column key,
+ * or a lookup that fails, keeps `(tableoid, ctid)`.
+ */
+class PrimaryKeys {
+  readonly #known = new Map<string, Promise<string | undefined>>();
+
+  of(executor: Executor, table: TableRef): Promise<string | undefined> {
+    const name = qualifiedTable(table);
+    let key = this.#known.get(name);
+    if (key === undefined) {
+      key = executor.query<{ key: string }>(PRIMARY_KEY_SQL, [name]).then(
+        ([row]) => row?.key,
+        () => {
+          this.#known.delete(name);
+          return undefined;
+        },
+      );
+      this.#known.set(name, key);
+    }
+    return key;
+  }
+
+  forget(table: TableRef): void {
+    this.#known.delete(qualifiedTable(table));
+  }
 }

@@ -81,32 +81,24 @@ export async function benchLease(ctx: BenchContext): Promise<BenchRow[]> {
       },
       plan,
     );
+    // How each case is named in the table, and what is said beside it.
+    const labels: Record<string, { driver?: string; note?: string }> = {
+      raw: { driver: 'raw pg (2 statements)' },
+      'raw named': { driver: 'raw pg, prepared (named)' },
+      'raw prisma': { driver: 'raw prisma (2 statements)' },
+      'ormlock prisma': { note: 'adapter given a connection string: statements through $queryRawUnsafe, unnamed' },
+      'ormlock prisma (pool)': { driver: 'ormlock prisma, adapter given a pg.Pool', note: 'statements by name on the pool; × is over raw prisma' },
+    };
     for (const [driver, figures] of Object.entries(one)) {
       const floor = driver.includes('prisma') ? one['raw prisma']! : one['raw']!;
       rows.push({
         case: 'lease acquire+release',
-        driver:
-          driver === 'raw'
-            ? 'raw pg (2 statements)'
-            : driver === 'raw named'
-              ? 'raw pg, prepared (named)'
-              : driver === 'raw prisma'
-                ? 'raw prisma (2 statements)'
-                : driver === 'ormlock prisma (pool)'
-                  ? 'ormlock prisma, adapter given a pg.Pool'
-                  : driver,
+        driver: labels[driver]?.driver ?? driver,
         clients: 1,
         kind: driver.startsWith('raw') ? 'floor' : 'ormlock',
         ...figures,
         ratio: driver.startsWith('raw') ? undefined : figures.medianMs / floor.medianMs,
-        note:
-          driver === 'raw named'
-            ? `${(figures.medianMs / floor.medianMs).toFixed(2)}× the unnamed pair; not the target's floor`
-            : driver === 'ormlock prisma (pool)'
-              ? 'statements by name on the pool; × is over raw prisma'
-              : driver === 'ormlock prisma'
-                ? 'adapter given a connection string: statements through $queryRawUnsafe, unnamed'
-                : undefined,
+        note: driver === 'raw named' ? `${(figures.medianMs / floor.medianMs).toFixed(2)}× the unnamed pair; not the target's floor` : labels[driver]?.note,
       });
     }
 

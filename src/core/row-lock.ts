@@ -312,6 +312,14 @@ export async function lockRows<T extends Row = Row>(executor: Executor, spec: Ro
   return stripOwnColumns(outcome.rows);
 }
 
+/**
+ * Whether a claim of at most `limit` rows that updates them is the one-row statement, which
+ * matches its row by {@link RowQuerySpec.key} when the layer knows the key.
+ */
+export function isOneRowClaim(limit: number | undefined): boolean {
+  return limit !== undefined && limit <= 1;
+}
+
 /** The SQL of a claim that updates the claimed rows, in one statement. */
 export function buildClaimUpdate(spec: RowQuerySpec, plan: RowWaitPlan, set: readonly SetItem[]): { text: string; params: unknown[] } {
   if (spec.joins && spec.joins.length > 0) throw new InvalidLockArgumentError('query.of', 'a claim locks the rows it claims only');
@@ -323,7 +331,7 @@ export function buildClaimUpdate(spec: RowQuerySpec, plan: RowWaitPlan, set: rea
   // knowledge of the primary key, and cannot move while we hold the row lock.
   const tail = lockingTail(builder, spec, plan);
   const assignments = set.map((item) => `${quoteIdent(item.column)} = ${builder.fragment(item.value)}`).join(', ');
-  if (spec.limit !== undefined && spec.limit <= 1) {
+  if (isOneRowClaim(spec.limit)) {
     // One row has no order to keep, and the plan is the hand-written claim's: one InitPlan that
     // picks and locks the row, then a scan by primary key (or TID) that updates it.
     const match = spec.key === undefined ? `(${self}.tableoid, ${self}.ctid) = (SELECT tableoid, ctid${tail})` : `${self}.${quoteIdent(spec.key)} = (SELECT ${quoteIdent(spec.key)}${tail})`;

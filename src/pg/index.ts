@@ -11,7 +11,7 @@ import { InvalidLockArgumentError, SessionLockUnsupportedError } from '../core/e
 import type { Executor } from '../core/executor.js';
 import { type AdvisoryMethod, advisoryMethod } from '../core/lock-api.js';
 import type { LockBinding } from '../core/run-under-lock.js';
-import { clientExecutor, clientSideChannel, poolSideChannel, preparedQuery, runTransaction } from './pg-executor.js';
+import { clientExecutor, clientSideChannel, poolLeaseExecutor, poolSideChannel, runTransaction } from './pg-executor.js';
 import { type PgClientLike, type PgPoolLike, type PgTransactionOptions, isClient, isPool } from './pg-like.js';
 import { SessionAdvisoryLock } from './session-lock.js';
 import { type PrioritizeMethod, prioritizeMethod } from '../core/prioritize.js';
@@ -169,7 +169,7 @@ function poolLock(pool: PgPoolLike, options: PgLockOptions): PgLock<PgClientLike
         () => ({
           // Named statements, except through a transaction-mode pooler: it may run the next use
           // of a name on a backend that never parsed it.
-          executor: { query: sideChannel.query, inTransaction: false, queryPrepared: options.pooling === 'transaction' ? undefined : preparedQuery(pool) },
+          executor: poolLeaseExecutor(pool, options.pooling),
           // A transaction-mode pooler cannot keep a LISTEN: waiters poll.
           notify: options.pooling === 'transaction' ? undefined : poolNotifySource(pool),
         }),

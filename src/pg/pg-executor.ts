@@ -80,6 +80,15 @@ export function preparedQuery(target: PgPoolLike): NonNullable<Executor['queryPr
   return async <T>(name: string, text: string, params: readonly unknown[]) => (await query.call(target, { name, text, values: params })).rows as T[];
 }
 
+/**
+ * The lease statements' executor on a node-postgres pool: each statement commits by itself on a
+ * pooled connection, the fixed ones sent by name ({@link preparedQuery}) unless the pool sits
+ * behind a transaction-mode pooler.
+ */
+export function poolLeaseExecutor(pool: PgPoolLike, pooling: 'none' | 'session' | 'transaction' | undefined): Executor {
+  return { ...poolSideChannel(pool), inTransaction: false, queryPrepared: pooling === 'transaction' ? undefined : preparedQuery(pool) };
+}
+
 /** A second connection for cancelling waits: the pool itself. */
 export function poolSideChannel(pool: PgPoolLike): SideChannel {
   return { query: async <T>(text: string, params: readonly unknown[] = []) => (await pool.query(text, params)).rows as T[] };

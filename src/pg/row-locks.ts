@@ -11,6 +11,7 @@ import {
   checkOptionNames,
   claimRows,
   countOption,
+  isOneRowClaim,
   lockRows,
   planRowWait,
   qualifiedTable,
@@ -161,8 +162,8 @@ export function pgRowLocks(executorOf: () => Executor): PgRowLocks {
       const where = whereFragment(opts['where']);
       const orderBy = orderTerms(opts['orderBy']);
       const executor = executorOf();
-      // Only a one-row claim that updates matches its row by the key (see buildClaimUpdate).
-      const key = limit <= 1 && set !== undefined && set.length > 0 ? await keys.of(executor, ref) : undefined;
+      // Only a claim that updates uses the key (see buildClaimUpdate).
+      const key = isOneRowClaim(limit) && set !== undefined && set.length > 0 ? await keys.of(executor, ref) : undefined;
       try {
         return await claimRows<R>(executor, { table: ref, columns: [], where, orderBy, limit, key }, strength, set);
       } catch (error) {

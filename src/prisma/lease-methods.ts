@@ -3,7 +3,7 @@ import type { Executor } from '../core/executor.js';
 import { type LeaseMethods, leaseMethods } from '../core/lease.js';
 import { type LeaseHost, type NotifySource, leaseHostOf } from '../core/lease-host.js';
 import { type LeaseTableOptions, ensureLeaseTable as ensureLeaseTableWith, leaseTableNames } from '../core/lease-schema.js';
-import { poolSideChannel, preparedQuery } from '../pg/pg-executor.js';
+import { poolLeaseExecutor } from '../pg/pg-executor.js';
 import { isPool } from '../pg/pg-like.js';
 import { poolNotifySource, urlNotifySource } from '../pg/pg-notify.js';
 import { prismaExecute, prismaQuery } from './prisma-executor.js';
@@ -80,7 +80,7 @@ function adapterOf(base: PrismaRawLike): AdapterSource | undefined {
 function leaseExecutor(base: PrismaRawLike, adapter: AdapterSource | undefined, pooling: PrismaLeaseOptions['pooling']): Executor {
   const pool = adapter?.externalPool;
   if (!isPool(pool)) return { query: prismaQuery(base), execute: prismaExecute(base), inTransaction: false };
-  return { ...poolSideChannel(pool), inTransaction: false, queryPrepared: pooling === 'transaction' ? undefined : preparedQuery(pool) };
+  return poolLeaseExecutor(pool, pooling);
 }
 
 /** The LISTEN connection: `url`, else the pool or connection string given to `@prisma/adapter-pg`. */

@@ -23,6 +23,7 @@ import { isPool } from '../pg/pg-like.js';
 import { type PrioritizeMethod, prioritizeMethod } from '../core/prioritize.js';
 import { type InspectMethod, inspectMethod } from '../core/inspect.js';
 import { checkTransactionConfig } from './transaction-config.js';
+import { pooledTransaction } from './pool-transaction.js';
 
 export type { DrizzleExecuteLike } from './drizzle-executor.js';
 export type { DrizzleRowLocks, DrizzleRowQuery, DrizzleClaimQuery, DrizzleOrderBy } from './row-locks.js';
@@ -140,13 +141,16 @@ function buildLock<D extends DrizzleExecuteLike>(dbOrTx: D, options: DrizzleLock
     binding = { kind: 'transaction', executor: drizzleExecutor(dbOrTx, true, sideChannel), tx: dbOrTx as TxOf<D> };
   } else {
     const db = dbOrTx as unknown as DrizzleDatabaseLike<TxOf<D>>;
+    // On a node-postgres pool ormlock holds the pooled client itself (Drizzle's own would leak it
+    // when BEGIN fails); elsewhere db.transaction as it is.
+    const transaction = (pooledTransaction(db) ?? ((fn, config) => db.transaction(fn as never, config))) as DrizzleDatabaseLike<TxOf<D>>['transaction'];
     binding = {
       kind: 'opener',
       executor: drizzleExecutor(db, false, sideChannel),
       opener: {
         transaction: (fn, config) => {
           checkTransactionConfig(config);
-          return db.transaction((tx) => fn(drizzleExecutor(tx as DrizzleExecuteLike, true, sideChannel), tx), config);
+          return transaction((tx) => fn(drizzleExecutor(tx as DrizzleExecuteLike, true, sideChannel), tx), config);
         },
       },
     };

@@ -418,6 +418,9 @@ function report(rows: readonly { kind: string; worker: number }[], violations: r
     for (const fault of [...AIMED_FAULTS, 'restart-fast']) checks.push([`at least one ${fault} fault`, (faults.get(fault) ?? 0) > 0]);
     checks.push(['every acquisition kind happened', LOCK_KINDS.every((kind) => (acquisitions.get(kind) ?? 0) > 0)]);
     checks.push([`no unexpected worker exit`, crashes.length === 0]);
+    // A pool whose every slot was checked out and never given back (a leaked client) makes each
+    // later section wait out its connection timeout: the lock code must give clients back on every path.
+    checks.push([`no worker's pool ran out of connections`, !workerErrors.has('POOL_EXHAUSTED')]);
   }
   const failed = checks.filter(([, ok]) => !ok);
   for (const [name, ok] of checks) console.log(`${ok ? 'ok  ' : 'FAIL'} ${name}`);

@@ -56,17 +56,41 @@ function report(code: string, error: unknown): void {
   }
 }
 
+// Failures that carry no code, told apart by node-postgres's messages (its own and Drizzle's
+// wrapping of them, as the error's cause).
+const MESSAGE_CODES: readonly (readonly [RegExp, string])[] = [
+  // Every pool slot checked out and none given back: a leaked client (the run fails on it).
+  [/timeout exceeded when trying to connect/, 'POOL_EXHAUSTED'],
+  [/Connection terminated/, 'CONNECTION_TERMINATED'],
+];
+
 function codeOf(error: unknown): string {
   const ormlock = (error as { code?: unknown }).code;
   const state = sqlStateOf(error);
   if (typeof ormlock === 'string' && !/^[0-9A-Z]{5}$/.test(ormlock)) return state ? `${ormlock}:${state}` : ormlock;
-  return state ?? (typeof ormlock === 'string' ? ormlock : (error as Error).name ?? 'unknown');
+  if (state !== undefined) return state;
+  if (typeof ormlock === 'string') return ormlock;
+  const messages = `${(error as Error).message} ${((error as { cause?: Error }).cause ?? {}).message ?? ''}`;
+  const known = MESSAGE_CODES.find(([pattern]) => pattern.test(messages));
+  return known?.[1] ?? (error as Error).name ?? 'unknown';
 }
+
+// The event loop ran dry while a section was still awaiting something: nothing (no socket, no
+// timer) would ever settle it. Node would exit with code 13; say what was pending first.
+let current = '';
+process.on('beforeExit', () => {
+  if (stopping) return;
+  const resources = process.getActiveResourcesInfo().join(',') || 'none';
+  const counts = `pool total ${pool.totalCount} idle ${pool.idleCount} waiting ${pool.waitingCount}`;
+  report('stalled', new Error(`section ${current} never settled; active resources: ${resources}; ${counts}`));
+  process.exit(71);
+});
 
 say('ready');
 while (!stopping) {
   const kind = pick(LOCK_KINDS);
   const name = pick(LOCK_NAMES);
+  current = `${kind} ${name}`;
   try {
     await runSection(kind, name, {
       pool,

@@ -1,7 +1,8 @@
 /**
  * Drizzle description of the test and example tables. It creates the same tables as
  * `prisma/schema.prisma` (same names, columns, types, defaults and primary-key names), so a test
- * can run against either migration set. Regenerate `drizzle/migrations` with
+ * can run against either migration set; all but `samples` and `sample_lists`, which only Prisma's
+ * type tests use. Regenerate `drizzle/migrations` with
  * `npx drizzle-kit generate` after changing this file, then drop the `"public".` drizzle-kit writes
  * before referenced tables (the suite also runs with the tables in another schema).
  */

@@ -77,6 +77,8 @@ export interface TableRef {
 export interface SelectColumn {
   readonly column: string;
   readonly as?: string;
+  /** Read the column as this type (Prisma reads a `money` column as `numeric`, a list of enums as `text[]`). */
+  readonly cast?: 'numeric' | 'textArray';
 }
 
 /** One `ORDER BY` term: a column, or a fragment an ORM rendered (Drizzle `asc(t.id)`). */
@@ -211,13 +213,20 @@ export function describeTable(table: TableRef): string {
 // once per table): its select list is built once per list and qualifier.
 const selectLists = new WeakMap<readonly SelectColumn[], Map<string, string>>();
 
+const CASTS: Record<NonNullable<SelectColumn['cast']>, string> = { numeric: 'numeric', textArray: 'text[]' };
+
 function selectList(columns: readonly SelectColumn[], qualifier?: string): string {
   const prefix = qualifier ? `${qualifier}.` : '';
   if (columns.length === 0) return `${prefix}*`;
   let known = selectLists.get(columns);
   const cached = known?.get(prefix);
   if (cached !== undefined) return cached;
-  const list = columns.map(({ column, as }) => `${prefix}${quoteIdent(column)}${as !== undefined && as !== column ? ` AS ${quoteIdent(as)}` : ''}`).join(', ');
+  const list = columns
+    .map(({ column, as, cast }) => {
+      const value = `${prefix}${quoteIdent(column)}${cast === undefined ? '' : `::${CASTS[cast]}`}`;
+      return (as !== undefined && as !== column) || cast !== undefined ? `${value} AS ${quoteIdent(as ?? column)}` : value;
+    })
+    .join(', ');
   if (known === undefined) selectLists.set(columns, (known = new Map()));
   known.set(prefix, list);
   return list;

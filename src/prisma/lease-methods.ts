@@ -7,6 +7,7 @@ import { poolLeaseExecutor } from '../pg/pg-executor.js';
 import { isPool } from '../pg/pg-like.js';
 import { poolNotifySource, urlNotifySource } from '../pg/pg-notify.js';
 import { prismaExecute, prismaQuery } from './prisma-executor.js';
+import { type AdapterSource, adapterOf } from './adapter-pool.js';
 import type { PrismaRawLike } from './prisma-like.js';
 
 /** Lease options of `lockExtension()`. */
@@ -57,16 +58,6 @@ export function prismaLeases(base: PrismaRawLike, options: PrismaLeaseOptions): 
       );
     }),
   };
-}
-
-/** What `@prisma/adapter-pg` was given, where the client exposes it. */
-interface AdapterSource {
-  readonly externalPool?: unknown;
-  readonly config?: unknown;
-}
-
-function adapterOf(base: PrismaRawLike): AdapterSource | undefined {
-  return (base as { _engineConfig?: { adapter?: AdapterSource } })._engineConfig?.adapter;
 }
 
 /**

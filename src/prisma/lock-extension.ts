@@ -3,6 +3,7 @@ import type { Executor } from '../core/executor.js';
 import { type AdvisoryMethod, advisoryMethod } from '../core/lock-api.js';
 import type { LockBinding } from '../core/run-under-lock.js';
 import { prismaExecutor, prismaQuery } from './prisma-executor.js';
+import { adapterPool, adapterPoolExecutor } from './adapter-pool.js';
 import { type PrismaModelInfo, modelResolver } from './prisma-model.js';
 import type { PrismaClientLike, PrismaRawLike, PrismaTransactionOptions } from './prisma-like.js';
 import { type PrismaRowLocks, prismaRowLocks } from './row-lock-methods.js';
@@ -166,6 +167,15 @@ function defineLockExtension<const VF extends VersionFieldMap = Record<never, st
     const modelOf = modelOfTable(client);
     // Filled in once `$extends` below returns: the opener needs the client this extension makes.
     const extendedRef: { client?: PrismaClientLike } = {};
+    // Claims outside a transaction run on the adapter's pg.Pool when it was given one (see adapterPoolExecutor).
+    let onPool: Executor | null | undefined;
+    const poolExecutor = (): Executor | undefined => {
+      if (onPool === undefined) {
+        const pool = adapterPool(base);
+        onPool = pool === undefined ? null : adapterPoolExecutor(pool, sideChannel);
+      }
+      return onPool ?? undefined;
+    };
 
     const bindTransaction = (tx: PrismaRawLike, deadline: number): PrismaLockTransaction => {
       const executor = prismaExecutor(tx, true, sideChannel, deadline);
@@ -192,7 +202,7 @@ function defineLockExtension<const VF extends VersionFieldMap = Record<never, st
             ) as Promise<R>;
           },
         },
-      }), resolveModel, modelOf, leases.root),
+      }), resolveModel, modelOf, leases.root, poolExecutor),
       $transaction(this: PrismaClientLike, arg: unknown, txOptions?: PrismaTransactionOptions) {
         if (typeof arg !== 'function') return baseTransaction.call(this, arg, txOptions);
         const timeout = txOptions?.timeout ?? defaultTimeout;
@@ -227,8 +237,9 @@ function prismaLock(
   resolveModel: (model: unknown) => PrismaModelInfo,
   modelOf: (schema: string, table: string) => string | undefined,
   leases: LeaseMethods,
+  poolExecutor?: () => Executor | undefined,
 ): PrismaLock {
-  return new PrismaLockObject(bindingOf, resolveModel, modelOf, leases) as unknown as PrismaLock;
+  return new PrismaLockObject(bindingOf, resolveModel, modelOf, leases, poolExecutor) as unknown as PrismaLock;
 }
 
 // Made once per interactive transaction: its methods are built on first use (see LockObject).
@@ -238,6 +249,7 @@ class PrismaLockObject extends LockObject {
     private readonly resolveModel: (model: unknown) => PrismaModelInfo,
     private readonly modelOf: (schema: string, table: string) => string | undefined,
     private readonly leases: LeaseMethods,
+    private readonly poolExecutor: (() => Executor | undefined) | undefined,
   ) {
     super();
   }
@@ -246,7 +258,7 @@ class PrismaLockObject extends LockObject {
     return advisoryMethod(this.bindingOf);
   }
   protected buildRowLocks(): PrismaRowLocks<unknown> {
-    return prismaRowLocks(this.bindingOf, this.resolveModel);
+    return prismaRowLocks(this.bindingOf, this.resolveModel, this.poolExecutor);
   }
   protected buildPrioritize(): unknown {
     return prioritizeMethod(this.bindingOf);

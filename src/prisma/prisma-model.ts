@@ -50,6 +50,10 @@ export interface PrismaModelInfo {
   readonly columns: readonly SelectColumn[];
   /** The primary key's column, when it is one field (`@id`, not `@@id`). */
   readonly key: string | undefined;
+  /** The scalar fields whose raw values {@link toModelRows} converts (Decimal, BigInt, DateTime, Bytes, and lists). */
+  readonly converted: readonly PrismaScalarField[];
+  /** Whether a row read with node-postgres and {@link PRISMA_PG_TYPES} decodes as Prisma's own (no list fields). */
+  readonly plainRows: boolean;
 }
 
 interface RuntimeField {
@@ -96,6 +100,8 @@ export function modelResolver(client: object): (model: unknown) => PrismaModelIn
       throw new InvalidLockArgumentError('model', `unknown model ${describe(model)}; the client's models are ${known.map((m) => `'${m}'`).join(', ')}`);
     }
     const runtime = dataModel.models[model] as RuntimeModel;
+    // Prisma 7's runtime data model says nothing of scalar lists (`tags String[]`): the schema does.
+    const declaredFields = declaredRelations().get(model);
     const fields = new Map<string, PrismaScalarField>();
     const relations = new Map<string, PrismaRelationField>();
     for (const field of runtime.fields) {
@@ -109,16 +115,21 @@ export function modelResolver(client: object): (model: unknown) => PrismaModelIn
         column: field.dbName ?? field.name,
         type: field.type,
         kind: field.kind,
-        isList: field.isList === true,
+        isList: field.isList === true || declaredFields?.get(field.name)?.isList === true,
       });
     }
+    const scalars = [...fields.values()];
     const info: PrismaModelInfo = {
       name: model,
       table: { schema: runtime.schema ?? adapterSchema(client) ?? null, name: runtime.dbName ?? model },
       fields,
       relations,
-      columns: [...fields.values()].map((field) => ({ column: field.column, as: field.name })),
-      key: keyColumn(fields, declaredRelations().get(model)),
+      columns: scalars.map((field) => ({ column: field.column, as: field.name, cast: castOf(field, declaredFields?.get(field.name)) })),
+      key: keyColumn(fields, declaredFields),
+      converted: scalars.filter((field) => field.isList || CONVERTED_TYPES.has(field.type)),
+      // Rows read straight from node-postgres decode exactly as Prisma's for these: no lists
+      // (their element parsing differs), and fields known from the schema.
+      plainRows: declaredFields !== undefined && scalars.every((field) => !field.isList && declaredFields.has(field.name)),
     };
     cache.set(model, info);
     return info;
@@ -190,29 +201,57 @@ function adapterSchema(client: object): string | undefined {
 }
 
 /**
+ * How Prisma reads a column that drivers would not hand over as its values: a `money` column's
+ * text ('-$1,234.56') is no number, and node-postgres leaves a list of enums as its literal ('{a,b}').
+ */
+function castOf(field: PrismaScalarField, declared: { readonly nativeType: string | undefined } | undefined): SelectColumn['cast'] {
+  if (declared?.nativeType === 'Money') return 'numeric';
+  if (field.kind === 'enum' && field.isList) return 'textArray';
+  return undefined;
+}
+
+/**
  * Turns rows of a raw query (columns already aliased to field names) into the values Prisma's own
  * queries return. `$queryRawUnsafe` already decodes most types; this makes the model's declared
- * types certain: `Decimal` as Prisma's Decimal, `BigInt` as bigint, `DateTime` as Date.
+ * types certain: `Decimal` as Prisma's Decimal, `BigInt` as bigint, `DateTime` as Date (a time of
+ * day on 1970-01-01, as Prisma reads `@db.Time`), `Bytes` as Uint8Array; element by element in lists.
  */
 export function toModelRows<T>(info: PrismaModelInfo, rows: Row[]): T[] {
+  const converted = info.converted;
+  if (converted.length === 0) return rows as T[];
   for (const row of rows) {
-    for (const field of info.fields.values()) {
+    for (const field of converted) {
       const value = row[field.name];
-      if (value === null || value === undefined || field.isList) continue;
-      switch (field.type) {
-        case 'Decimal':
-          if (!Decimal.isDecimal(value)) row[field.name] = new Decimal(String(value));
-          break;
-        case 'BigInt':
-          if (typeof value !== 'bigint') row[field.name] = BigInt(value as string | number);
-          break;
-        case 'DateTime':
-          if (!(value instanceof Date)) row[field.name] = new Date(value as string);
-          break;
-        default:
-          break;
+      if (value === null || value === undefined) {
+        // Prisma reads a NULL list as an empty one.
+        if (field.isList && value === null) row[field.name] = [];
+        continue;
       }
+      row[field.name] = Array.isArray(value) ? value.map((item: unknown) => (item === null ? null : toFieldValue(field.type, item))) : toFieldValue(field.type, value);
     }
   }
   return rows as T[];
+}
+
+/** The field types {@link toModelRows} converts. */
+const CONVERTED_TYPES = new Set(['Decimal', 'BigInt', 'DateTime', 'Bytes']);
+
+function toFieldValue(type: string, value: unknown): unknown {
+  switch (type) {
+    case 'Decimal':
+      return Decimal.isDecimal(value) ? value : new Decimal(String(value));
+    case 'BigInt':
+      return typeof value === 'bigint' ? value : BigInt(value as string | number);
+    case 'DateTime':
+      return value instanceof Date ? value : new Date(dateText(value as string));
+    case 'Bytes':
+      return value instanceof Uint8Array && value.constructor === Uint8Array ? value : new Uint8Array(value as ArrayLike<number>);
+    default:
+      return value;
+  }
+}
+
+/** A time of day (`17:50:00.123456`, from a `time` column) is read as that time on 1970-01-01 UTC, as Prisma does. */
+function dateText(text: string): string {
+  return /^\d{2}:\d{2}/.test(text) ? `1970-01-01T${text}Z` : text;
 }

@@ -17,6 +17,8 @@ export interface DeclaredRelationField {
   readonly references: readonly string[];
   /** The field carries `@id` (the model's one-field primary key). */
   readonly isId: boolean;
+  /** The native type of `@db.Money` and the like (`'Money'`), if declared. */
+  readonly nativeType: string | undefined;
 }
 
 /** Declared relation fields by model name, then field name. */
@@ -47,6 +49,7 @@ export function parseDeclaredRelations(schema: string): DeclaredRelations {
         fields: listArgument(relation, 'fields'),
         references: listArgument(relation, 'references'),
         isId: /@id\b/.test(rest),
+        nativeType: /@db\.([A-Za-z]+)/.exec(rest)?.[1],
       });
     }
     models.set(match[1] as string, fields);

@@ -1,7 +1,7 @@
 import type { Prisma } from '@prisma/client/extension';
 import { describe } from '../core/duration.js';
 import { InvalidLockArgumentError } from '../core/errors.js';
-import type { Row } from '../core/executor.js';
+import type { Executor, Row } from '../core/executor.js';
 import {
   ROW_LOCK_OPTION_NAMES,
   type RowJoin,
@@ -196,6 +196,7 @@ function joinsOf(info: PrismaModelInfo, of: unknown): RowJoin[] | undefined {
 export function prismaRowLocks<Tx, TxOptions>(
   bindingOf: () => LockBinding<Tx, TxOptions>,
   resolveModel: (model: unknown) => PrismaModelInfo,
+  poolExecutor?: () => Executor | undefined,
 ): PrismaRowLocks<unknown> {
   return {
     async row(model, query) {
@@ -229,7 +230,11 @@ export function prismaRowLocks<Tx, TxOptions>(
         key: info.key,
       };
       const set = translateSet(info, opts['set']);
-      return toModelRows(info, await claimRows<Row>(bindingOf().executor, spec, strength, set));
+      const binding = bindingOf();
+      // A claim that updates is one statement that commits by itself outside a transaction: on
+      // the adapter's pg.Pool it skips Prisma's raw-query engine, where the rows read the same.
+      const onPool = set !== undefined && binding.kind === 'opener' && info.plainRows ? poolExecutor?.() : undefined;
+      return toModelRows(info, await claimRows<Row>(onPool ?? binding.executor, spec, strength, set));
     },
     async model(models, options) {
       const list: unknown[] = Array.isArray(models) ? models : [models];

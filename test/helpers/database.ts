@@ -66,8 +66,9 @@ export interface TestDatabase {
    * tables are not in `public`): from `prisma/generated` (`prisma-client` generator), or from
    * `prisma/generated-js` (`prisma-client-js`) when `ORMLOCK_TEST_PRISMA=js`. Typed as the former.
    * The adapter gets a connection string, or with `pool` a `pg.Pool` of its own made with that config.
+   * With `logQueries`, Prisma emits a 'query' event for each statement it runs.
    */
-  prisma(options?: { pool?: TestConnectionConfig }): PrismaClient;
+  prisma(options?: { pool?: TestConnectionConfig; logQueries?: boolean }): PrismaClient;
   /**
    * A new Drizzle instance on a pool of its own, with `drizzle/schema.ts`: node-postgres, or
    * postgres.js when `ORMLOCK_TEST_DRIZZLE=postgres-js` (`config.max` and
@@ -151,7 +152,8 @@ export function useTestDatabase(options: TestDatabaseOptions = {}): TestDatabase
       const adapterOptions = schemaName === 'public' ? undefined : { schema: schemaName };
       const adapter = options.pool === undefined ? new PrismaPg({ connectionString: url }, adapterOptions) : new PrismaPg(pool(options.pool), adapterOptions);
       const Client = variant.prisma === 'js' ? prismaClientJs() : PrismaClient;
-      const prisma = new Client({ adapter });
+      // `logQueries`: every statement Prisma runs is a 'query' event (`prisma.$on('query', …)`).
+      const prisma = new Client({ adapter, ...(options.logQueries ? { log: [{ emit: 'event' as const, level: 'query' as const }] } : {}) });
       closers.push(() => prisma.$disconnect());
       return prisma;
     },

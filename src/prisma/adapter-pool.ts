@@ -38,10 +38,8 @@ const TEXT_OVERRIDES: Record<number, TypeParser> = {
   // date, time: as they are (a date is UTC midnight, a time a time of day on 1970-01-01).
   1082: (text) => text,
   1083: (text) => text,
-  // timetz: the time of day, its offset dropped.
+  // timetz: the time of day, its offset dropped. (A `money` column is read as `numeric`: see castOf.)
   1266: (text) => text.replace(OFFSET, ''),
-  // money: the amount without its currency sign.
-  790: (text) => text.replace(/^(-?)[^\d-]*/, '$1').replaceAll(',', ''),
 };
 
 let typesConfig: Promise<TypesConfig> | undefined;

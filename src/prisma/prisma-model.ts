@@ -52,7 +52,7 @@ export interface PrismaModelInfo {
   readonly key: string | undefined;
   /** The scalar fields whose raw values {@link toModelRows} converts (Decimal, BigInt, DateTime, Bytes, and lists). */
   readonly converted: readonly PrismaScalarField[];
-  /** Whether a row read with node-postgres and {@link PRISMA_PG_TYPES} decodes as Prisma's own (no list fields). */
+  /** Whether a row read with node-postgres (the adapter's parsers, see adapter-pool.ts) and {@link toModelRows} is Prisma's own: no list fields. */
   readonly plainRows: boolean;
 }
 

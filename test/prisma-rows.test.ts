@@ -26,9 +26,12 @@ const LISTS = `
     (NULL, NULL, NULL, NULL),
     ('{}', '{}', '{}', '{}')`;
 
-/** Collects the statements Prisma runs (a client made with `logQueries`). */
-function onQuery(client: object, fn: (query: string) => void): void {
-  (client as { $on(event: 'query', listener: (event: { query: string }) => void): void }).$on('query', (event) => fn(event.query));
+/** A client with ormlock's extension, and the statements Prisma itself runs (its 'query' events). */
+function lockedClient(pool: object | undefined) {
+  const base = db.prisma({ pool, logQueries: true });
+  const statements: string[] = [];
+  (base as unknown as { $on(event: 'query', listener: (event: { query: string }) => void): void }).$on('query', (event) => void statements.push(event.query));
+  return { prisma: base.$extends(lockExtension()), statements };
 }
 
 beforeEach(async () => {
@@ -42,10 +45,7 @@ describe.each([
   { adapter: 'a pg.Pool', pool: {} },
 ])('Prisma, adapter given $adapter', ({ pool }) => {
   test('claim returns the rows findMany returns, one by one and together, for every scalar type', async () => {
-    const base = db.prisma({ pool, logQueries: true });
-    const statements: string[] = [];
-    onQuery(base, (query) => statements.push(query));
-    const prisma = base.$extends(lockExtension());
+    const { prisma, statements } = lockedClient(pool);
     const found = await prisma.sample.findMany({ orderBy: { id: 'asc' } });
     expect(found).toHaveLength(3);
     for (const row of found) {
@@ -61,10 +61,7 @@ describe.each([
   });
 
   test('scalar lists: NULL reads as [], elements with the field type, through Prisma either way', async () => {
-    const base = db.prisma({ pool, logQueries: true });
-    const statements: string[] = [];
-    onQuery(base, (query) => statements.push(query));
-    const prisma = base.$extends(lockExtension());
+    const { prisma, statements } = lockedClient(pool);
     const found = await prisma.sampleList.findMany({ orderBy: { id: 'asc' } });
     expect(found[1]).toMatchObject({ tags: [], amounts: [], moments: [], kinds: [] });
     statements.length = 0;

@@ -163,7 +163,8 @@ export function pgRowLocks(executorOf: () => Executor): PgRowLocks {
       const orderBy = orderTerms(opts['orderBy']);
       const executor = executorOf();
       // Only a claim that updates uses the key (see buildClaimUpdate).
-      const key = isOneRowClaim(limit) && set !== undefined && set.length > 0 ? await keys.of(executor, ref) : undefined;
+      const known = isOneRowClaim(limit) && set !== undefined && set.length > 0 ? keys.of(executor, ref) : undefined;
+      const key = known instanceof Promise ? await known : known;
       try {
         return await claimRows<R>(executor, { table: ref, columns: [], where, orderBy, limit, key }, strength, set);
       } catch (error) {
@@ -198,22 +199,26 @@ const PRIMARY_KEY_SQL =
  * or a lookup that fails, keeps `(tableoid, ctid)`.
  */
 class PrimaryKeys {
-  readonly #known = new Map<string, Promise<string | undefined>>();
+  /** The key (or `null`: none) once read; the read in flight until then. */
+  readonly #known = new Map<string, string | null | Promise<string | undefined>>();
 
-  of(executor: Executor, table: TableRef): Promise<string | undefined> {
+  /** The key, without an await on the claim's path once it is known. */
+  of(executor: Executor, table: TableRef): string | undefined | Promise<string | undefined> {
     const name = qualifiedTable(table);
-    let key = this.#known.get(name);
-    if (key === undefined) {
-      key = executor.query<{ key: string }>(PRIMARY_KEY_SQL, [name]).then(
-        ([row]) => row?.key,
-        () => {
-          this.#known.delete(name);
-          return undefined;
-        },
-      );
-      this.#known.set(name, key);
-    }
-    return key;
+    const known = this.#known.get(name);
+    if (known !== undefined) return known ?? undefined;
+    const reading = executor.query<{ key: string }>(PRIMARY_KEY_SQL, [name]).then(
+      ([row]) => {
+        if (this.#known.get(name) === reading) this.#known.set(name, row?.key ?? null);
+        return row?.key;
+      },
+      () => {
+        this.#known.delete(name);
+        return undefined;
+      },
+    );
+    this.#known.set(name, reading);
+    return reading;
   }
 
   forget(table: TableRef): void {

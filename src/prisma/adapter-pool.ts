@@ -43,16 +43,21 @@ const TEXT_OVERRIDES: Record<number, TypeParser> = {
 };
 
 let typesConfig: Promise<TypesConfig> | undefined;
+let loadedTypes: TypesConfig | undefined;
 
-/** node-postgres's parsers (loaded once, from the `pg` the adapter itself depends on) with {@link TEXT_OVERRIDES}. */
-function prismaTypes(): Promise<TypesConfig> {
-  return (typesConfig ??= import('pg').then((module) => {
-    const pg = module as unknown as { default?: { types?: TypesConfig }; types?: TypesConfig };
-    const base = (pg.default?.types ?? pg.types) as TypesConfig;
-    return {
-      getTypeParser: (oid: number, format?: string) => (format !== 'binary' ? TEXT_OVERRIDES[oid] : undefined) ?? base.getTypeParser(oid, format),
-    };
-  }));
+/**
+ * node-postgres's parsers (loaded once, from the `pg` the adapter itself depends on) with
+ * {@link TEXT_OVERRIDES}; once loaded, handed out without another await on the claim's path.
+ */
+function prismaTypes(): TypesConfig | Promise<TypesConfig> {
+  return (loadedTypes ??
+    (typesConfig ??= import('pg').then((module) => {
+      const pg = module as unknown as { default?: { types?: TypesConfig }; types?: TypesConfig };
+      const base = (pg.default?.types ?? pg.types) as TypesConfig;
+      return (loadedTypes = {
+        getTypeParser: (oid: number, format?: string) => (format !== 'binary' ? TEXT_OVERRIDES[oid] : undefined) ?? base.getTypeParser(oid, format),
+      });
+    })));
 }
 
 /**
@@ -64,7 +69,10 @@ function prismaTypes(): Promise<TypesConfig> {
 export function adapterPoolExecutor(pool: PgPoolLike, sideChannel: SideChannel): Executor {
   const query = pool.query as unknown as (config: { text: string; values: readonly unknown[]; types: TypesConfig }) => Promise<{ rows: unknown[] }>;
   return {
-    query: async <T>(text: string, params: readonly unknown[] = []) => (await query.call(pool, { text, values: params, types: await prismaTypes() })).rows as T[],
+    query: async <T>(text: string, params: readonly unknown[] = []) => {
+      const types = prismaTypes();
+      return (await query.call(pool, { text, values: params, types: types instanceof Promise ? await types : types })).rows as T[];
+    },
     inTransaction: false,
     sideChannel,
   };

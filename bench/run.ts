@@ -248,7 +248,7 @@ function targetLines(all: BenchRow[]): string[] {
       // and client count: ≥ 0.9× for pg and Drizzle, ≥ 0.7× for Prisma (whose own driver is slower).
       const floor = all.find((f) => f.case === r.case && f.clients === r.clients && f.driver === 'raw pg');
       if (floor?.opsPerSec === undefined || r.opsPerSec === undefined) continue;
-      const share = r.opsPerSec / floor.opsPerSec;
+      const share = r.share ?? r.opsPerSec / floor.opsPerSec;
       const target = r.driver.includes('prisma') ? 0.7 : 0.9;
       out.push(
         `- ${r.case}, ${r.driver}, ${r.clients} client${r.clients === 1 ? '' : 's'}: ≥ ${target}× raw pg throughput → ${share.toFixed(2)}× ${share >= target ? '(met)' : '(not met)'}`,

@@ -82,10 +82,11 @@ export async function compareConcurrent(
   cases: Record<string, ClientOp[]>,
   { rounds, perClient, warmup }: { rounds: number; perClient: number; warmup: number },
   scale: Record<string, number> = {},
-): Promise<Record<string, { medianMs: number; p99Ms: number; opsPerSec: number }>> {
+): Promise<Record<string, ConcurrentFigures>> {
   const n = (name: string, count: number) => Math.max(1, Math.round(count * (scale[name] ?? 1)));
   const samples: Record<string, number[]> = {};
   const wallMs: Record<string, number> = {};
+  const roundOpsPerSec: Record<string, number[]> = {};
   const runRound = async (ops: ClientOp[], count: number, offset: number) => {
     const start = performance.now();
     const lists = await Promise.all(ops.map((op) => sample((i) => op(offset + i), count)));
@@ -95,17 +96,41 @@ export async function compareConcurrent(
     await runRound(ops, n(name, warmup), 0);
     samples[name] = [];
     wallMs[name] = 0;
+    roundOpsPerSec[name] = [];
   }
   for (let round = 0; round < rounds; round += 1) {
     for (const [name, ops] of rotated(Object.entries(cases), round)) {
       const { wall, lists } = await runRound(ops, n(name, perClient), warmup + round * perClient);
       for (const list of lists) samples[name]!.push(...list);
       wallMs[name]! += wall;
+      roundOpsPerSec[name]!.push((lists.reduce((count, list) => count + list.length, 0) * 1000) / wall);
     }
   }
   return Object.fromEntries(
-    Object.entries(samples).map(([name, list]) => [name, { ...summarize(list), opsPerSec: (list.length * 1000) / wallMs[name]! }]),
+    Object.entries(samples).map(([name, list]) => [name, { ...summarize(list), opsPerSec: (list.length * 1000) / wallMs[name]!, roundOpsPerSec: roundOpsPerSec[name]! }]),
   );
+}
+
+/** What {@link compareConcurrent} measures of one case. */
+export interface ConcurrentFigures {
+  medianMs: number;
+  p99Ms: number;
+  /** All rounds' operations over all rounds' wall time. */
+  opsPerSec: number;
+  /** Each round's own throughput, in round order (every case ran once in each round). */
+  roundOpsPerSec: number[];
+}
+
+/**
+ * A case's throughput against a floor's as the median, over rounds, of the two throughputs of
+ * the same round. A stall of the server (a checkpoint, autovacuum on the queue, another process
+ * on the two cores) falls on the one case whose round it hit, and moves the ratio of the totals
+ * by a few per cent; the median of the rounds' ratios is not moved by a few such rounds.
+ */
+export function pairedShare(figures: ConcurrentFigures, floor: ConcurrentFigures): number {
+  const ratios = figures.roundOpsPerSec.map((opsPerSec, round) => opsPerSec / floor.roundOpsPerSec[round]!).sort((a, b) => a - b);
+  const middle = ratios.length >> 1;
+  return ratios.length % 2 === 1 ? ratios[middle]! : (ratios[middle - 1]! + ratios[middle]!) / 2;
 }
 
 /** A lock as the handoff measurement drives it: acquire resolves a function that releases. */

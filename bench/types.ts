@@ -13,6 +13,12 @@ export interface BenchRow {
   /** ormlock's median over the raw floor of the same driver, measured in the same run. */
   ratio?: number;
   /**
+   * Throughput over the floor's, as a target reads it: with 1 client, of the totals (the calls
+   * alternate one by one); with several, the median over rounds of the two throughputs of the
+   * same round (see `pairedShare` in stats.ts).
+   */
+  share?: number;
+  /**
    * Who wrote the row: `floor` (hand-written SQL), `ormlock`, or `peer` (another library or a
    * hand-written helper as apps write it today). Drives the chart's colours; rows without it are
    * told apart by their `driver` (`raw …` is a floor, `ormlock …` is ormlock, anything else a peer).

@@ -77,8 +77,11 @@ export interface TableRef {
 export interface SelectColumn {
   readonly column: string;
   readonly as?: string;
-  /** Read the column as this type (Prisma reads a `money` column as `numeric`, a list of enums as `text[]`). */
-  readonly cast?: 'numeric' | 'textArray';
+  /**
+   * Read the column as this type (Prisma reads a `money` column as `numeric`, a list of enums as
+   * `text[]`; Drizzle reads dates, times and intervals as `text`).
+   */
+  readonly cast?: 'numeric' | 'textArray' | 'text';
 }
 
 /** One `ORDER BY` term: a column, or a fragment an ORM rendered (Drizzle `asc(t.id)`). */
@@ -213,7 +216,7 @@ export function describeTable(table: TableRef): string {
 // once per table): its select list is built once per list and qualifier.
 const selectLists = new WeakMap<readonly SelectColumn[], Map<string, string>>();
 
-const CASTS: Record<NonNullable<SelectColumn['cast']>, string> = { numeric: 'numeric', textArray: 'text[]' };
+const CASTS: Record<NonNullable<SelectColumn['cast']>, string> = { numeric: 'numeric', textArray: 'text[]', text: 'text' };
 
 function selectList(columns: readonly SelectColumn[], qualifier?: string): string {
   const prefix = qualifier ? `${qualifier}.` : '';
@@ -361,16 +364,72 @@ export function buildClaimUpdate(spec: RowQuerySpec, plan: RowWaitPlan, set: rea
 }
 
 /**
+ * A claim that updates, as a layer describes it before building anything: its shape, a string
+ * that names everything the statement's text depends on (table, columns, kinds of values, order,
+ * one row or many, strength, key) and no value; and its values, in the order the statement binds
+ * them. A queue worker claims with the same shape on every call, so the text is built once per
+ * shape ({@link claimRows} remembers it) and later calls only gather their values and run it
+ * ({@link claimStatement}, {@link runClaimStatement}).
+ */
+export interface ClaimCall {
+  readonly shape: string;
+  readonly params: readonly unknown[];
+}
+
+/** `name` in a claim's shape: its length first, so that no two lists of names read the same. */
+export function shapePart(name: string): string {
+  return `${name.length}:${name}`;
+}
+
+export interface ClaimStatement {
+  readonly text: string;
+  /** Whether its rows carry columns of ormlock's own to remove (a claim of many rows numbers them). */
+  readonly ownColumns: boolean;
+}
+
+// Shapes are few (an app's claim calls); kept for every executor and root, since the text
+// depends on nothing else. Bounded all the same: a shape per call site, not per value.
+const CLAIM_SHAPES_KEPT = 512;
+const claimStatements = new Map<string, ClaimStatement>();
+
+function rememberClaim(call: ClaimCall | undefined, statement: ClaimStatement, params: readonly unknown[]): void {
+  // Kept only when the layer's values are exactly the built statement's, in order: a layer that
+  // gathers them differently from the builder gets no cached text, never a wrong statement.
+  if (call === undefined || call.params.length !== params.length || !call.params.every((value, index) => Object.is(value, params[index]))) return;
+  if (claimStatements.size >= CLAIM_SHAPES_KEPT) claimStatements.clear();
+  claimStatements.set(call.shape, statement);
+}
+
+/** The statement remembered for a claim's shape, if any (else the layer builds it with {@link claimRows}). */
+export function claimStatement(call: ClaimCall): ClaimStatement | undefined {
+  return claimStatements.get(call.shape);
+}
+
+/** Runs a claim statement (remembered, or just built) with its values. */
+export async function runClaimStatement<T extends Row = Row>(executor: Executor, statement: ClaimStatement, params: readonly unknown[]): Promise<T[]> {
+  let rows: T[];
+  try {
+    rows = await executor.query<T>(statement.text, params);
+  } catch (error) {
+    throw mapDriverError(error);
+  }
+  return statement.ownColumns ? stripOwnColumns(rows) : rows;
+}
+
+/**
  * Claims up to `spec.limit` rows for a worker: locks them with `SKIP LOCKED`, so concurrent
  * workers get disjoint rows, and with `set` updates them in the same statement
  * (`UPDATE … FROM (SELECT … FOR UPDATE SKIP LOCKED) … RETURNING`). With `set` it also works
  * outside a transaction (the one statement commits the claim); without it, it needs one.
+ * `call`: the claim as its layer described it (see {@link ClaimCall}), to remember the statement
+ * for later calls of the same shape.
  */
 export async function claimRows<T extends Row = Row>(
   executor: Executor,
   spec: RowQuerySpec,
   strength: unknown,
   set: readonly SetItem[] | undefined,
+  call?: ClaimCall,
 ): Promise<T[]> {
   if (strength !== 'update' && strength !== 'noKeyUpdate') {
     throw new InvalidLockArgumentError('query.strength', `a claim takes 'update' or 'noKeyUpdate' locks, got ${describe(strength)}`);
@@ -379,9 +438,12 @@ export async function claimRows<T extends Row = Row>(
   if (set === undefined) return lockRows<T>(executor, spec, plan);
   if (set.length === 0) throw new InvalidLockArgumentError('set', 'expected at least one column to set (or leave set out to only lock the rows)');
   const { text, params } = buildClaimUpdate(spec, plan, set);
-  try {
-    return stripOwnColumns(await executor.query<T>(text, params));
-  } catch (error) {
-    throw mapDriverError(error);
-  }
+  const statement: ClaimStatement = { text, ownColumns: text.includes('ormlock_ord') };
+  rememberClaim(call, statement, params);
+  return runClaimStatement<T>(executor, statement, params);
+}
+
+/** Forgets every remembered claim statement (for tests: the next call of each shape builds it again). */
+export function forgetClaimStatements(): void {
+  claimStatements.clear();
 }

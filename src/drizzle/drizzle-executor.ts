@@ -1,5 +1,6 @@
 import type { SQL } from 'drizzle-orm';
 import type { Executor, SideChannel } from '../core/executor.js';
+import { isPool } from '../pg/pg-like.js';
 import { toDrizzleSql } from './to-drizzle-sql.js';
 
 /** What ormlock needs of a Drizzle PostgreSQL database or transaction (any driver). */
@@ -32,6 +33,39 @@ export function drizzleQuery(target: DrizzleExecuteLike): SideChannel['query'] {
       rowsOf<T>(await direct.prepareQuery({ sql: text, params: params as unknown[] }, undefined, undefined, false).execute());
   }
   return async <T>(text: string, params: readonly unknown[] = []) => rowsOf<T>(await target.execute(toDrizzleSql(text, params)));
+}
+
+/** The parts of Drizzle's node-postgres session a claim straight on its pool reads. */
+interface NodePgSessionLike {
+  readonly client?: unknown;
+  readonly logger?: { logQuery(query: string, params: unknown[]): void };
+}
+
+const ENTITY_KIND = Symbol.for('drizzle:entityKind');
+
+/**
+ * A query straight on the node-postgres pool of a Drizzle database (`drizzle({ client: pool })`,
+ * or `drizzle({ connection })`, which makes one), told to the database's logger as Drizzle tells
+ * it; undefined on a transaction, another driver, or a pool given its own type parsers (`types`).
+ *
+ * Only for statements whose every column node-postgres's own parsers read exactly as Drizzle's
+ * session does: ormlock's claims on tables of Drizzle's own column types, which read as text the
+ * columns node-postgres would parse differently (READ_AS_TEXT in row-locks.ts). A Drizzle session
+ * builds a prepared query with two query configs for every statement, runs it through several
+ * layers of its own, and node-postgres copies the config it is given: about 10 µs of a claim's
+ * JavaScript, in a queue worker's loop.
+ */
+export function directPoolQuery(target: unknown): SideChannel['query'] | undefined {
+  const session = (target as { session?: NodePgSessionLike }).session;
+  if (typeof session !== 'object' || session === null) return undefined;
+  if ((session.constructor as { [ENTITY_KIND]?: unknown } | undefined)?.[ENTITY_KIND] !== 'NodePgSession') return undefined;
+  const pool = session.client;
+  if (!isPool(pool) || (pool as { options?: { types?: unknown } }).options?.types !== undefined) return undefined;
+  const logger = session.logger;
+  return async <T>(text: string, params: readonly unknown[] = []) => {
+    logger?.logQuery(text, params as unknown[]);
+    return (await pool.query(text, params as unknown[])).rows as T[];
+  };
 }
 
 export function drizzleExecutor(target: DrizzleExecuteLike, inTransaction: boolean, sideChannel: SideChannel | undefined): Executor {

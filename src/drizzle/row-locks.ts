@@ -11,8 +11,12 @@ import {
   type SelectColumn,
   type SetItem,
   type TableRef,
+  type ClaimCall,
   checkOptionNames,
   claimRows,
+  claimStatement,
+  runClaimStatement,
+  shapePart,
   countOption,
   lockRows,
   planRowWait,
@@ -20,6 +24,7 @@ import {
 import type { SqlFragment } from '../core/sql-fragment.js';
 import { type TableLockOptions, lockTables, planTableLock } from '../core/table-lock.js';
 import { renderCondition } from './render-sql.js';
+import { directPoolQuery } from './drizzle-executor.js';
 
 /** One `orderBy` item: a column (ascending), or Drizzle's `asc(column)` / `desc(column)` / any `SQL`. */
 export type DrizzleOrderBy = PgColumn | SQL | SQL.Aliased;
@@ -94,6 +99,8 @@ interface TableInfo {
   readonly decoded: readonly (readonly [key: string, column: Column])[];
   /** The primary key, when it is one column (`.primaryKey()`). */
   readonly key: Column | undefined;
+  /** Whether every column is one of Drizzle's own types (no `customType`): see BUILT_IN_TYPES. */
+  readonly builtInTypes: boolean;
 }
 
 // getTableConfig() builds every index, check and foreign key of the table: once per table is enough.
@@ -114,7 +121,8 @@ function tableInfo(table: unknown, argument = 'table'): TableInfo {
   const decoded = Object.entries(columns).filter(([, column]) => column.mapFromDriverValue !== ColumnClass.prototype.mapFromDriverValue);
   const primary = Object.values(columns).filter((column) => column.primary);
   const key = primary.length === 1 && config.primaryKeys.length === 0 ? primary[0] : undefined;
-  const info: TableInfo = { table: { schema: config.schema ?? null, name: config.name }, columns, decoded, key };
+  const builtInTypes = Object.values(columns).every((column) => BUILT_IN_TYPES.has(innermost(column).columnType));
+  const info: TableInfo = { table: { schema: config.schema ?? null, name: config.name }, columns, decoded, key, builtInTypes };
   tableInfos.set(table as object, info);
   return info;
 }
@@ -129,7 +137,7 @@ export function drizzleRowLocks(executorOf: () => Executor, dbOrTx: unknown): Dr
   const casing = (dialect as unknown as { casing?: { getColumnCasing?(column: Column): string } }).casing;
   const columnName = (column: Column): string => casing?.getColumnCasing?.(column) ?? column.name;
   const render = (value: SQL, argument: string): SqlFragment => {
-    if (!is(value, SQLClass)) throw new InvalidLockArgumentError(argument, `expected a Drizzle SQL condition (eq(…), and(…), sql\`…\`), got ${describe(value)}`);
+    if (!(value instanceof SQLClass) && !is(value, SQLClass)) throw new InvalidLockArgumentError(argument, `expected a Drizzle SQL condition (eq(…), and(…), sql\`…\`), got ${describe(value)}`);
     return renderCondition(dialect, value);
   };
   const orderTerms = (orderBy: unknown): OrderTerm[] | undefined => {
@@ -148,7 +156,7 @@ export function drizzleRowLocks(executorOf: () => Executor, dbOrTx: unknown): Dr
     let known = names.get(info);
     if (known === undefined) {
       known = {
-        columns: Object.entries(info.columns).map(([key, column]) => ({ column: columnName(column), as: key })),
+        columns: Object.entries(info.columns).map(([key, column]) => ({ column: columnName(column), as: key, ...(readAsText(column) ? { cast: 'text' as const } : {}) })),
         key: info.key === undefined ? undefined : columnName(info.key),
       };
       names.set(info, known);
@@ -162,6 +170,76 @@ export function drizzleRowLocks(executorOf: () => Executor, dbOrTx: unknown): Dr
     orderBy: orderTerms(opts['orderBy']),
     limit: countOption(opts[limitName], `query.${limitName}`),
   });
+  // A claim outside a transaction on a node-postgres pool runs on the pool itself when node-postgres
+  // reads every column of the table as the Drizzle session would (see directPoolQuery).
+  const direct = directPoolQuery(dbOrTx);
+  let directExecutor: Executor | undefined;
+  const claimExecutor = (info: TableInfo, executor: Executor): Executor => {
+    if (direct === undefined || executor.inTransaction || !info.builtInTypes) return executor;
+    return (directExecutor ??= { ...executor, query: direct, savepoint: undefined });
+  };
+  // This instance's claims name their table and casing by these numbers in their shapes.
+  const shapePrefix = `dz${instanceNumber(dialect)}.`;
+  /**
+   * A claim that updates as its shape and values (see ClaimCall), in the order the built
+   * statement binds them: the condition's values, those of `orderBy` terms given as SQL, the
+   * limit, the `set` values. Undefined for a call it does not describe (the full path then
+   * validates and builds it, and makes the errors).
+   */
+  const claimCall = (info: TableInfo, opts: Record<string, unknown>, strength: unknown): ClaimCall | undefined => {
+    if (strength !== 'update' && strength !== 'noKeyUpdate') return undefined;
+    const limit = opts['limit'] === undefined ? 1 : opts['limit'];
+    if (typeof limit !== 'number' || !Number.isSafeInteger(limit) || limit < 0) return undefined;
+    const params: unknown[] = [];
+    let shape = `${shapePrefix}${instanceNumber(info)}${strength === 'update' ? 'U' : 'N'}`;
+    const add = (value: unknown): boolean => {
+      if (!(value instanceof SQLClass)) return false;
+      const fragment = renderCondition(dialect, value);
+      shape += shapePart(fragment.text);
+      for (const param of fragment.params) params.push(param);
+      return true;
+    };
+    const where = opts['where'];
+    shape += 'w';
+    if (where !== undefined && !add(where)) return undefined;
+    shape += 'o';
+    const orderBy = opts['orderBy'];
+    if (orderBy !== undefined) {
+      for (const item of Array.isArray(orderBy) ? orderBy : [orderBy]) {
+        if (isColumn(item)) shape += `c${shapePart(columnName(item))}`;
+        else if (item instanceof SQLClass.Aliased) {
+          shape += 'f';
+          if (!add(item.sql)) return undefined;
+        } else {
+          shape += 'f';
+          if (!add(item)) return undefined;
+        }
+      }
+    }
+    shape += limit <= 1 ? 'l1s' : 'lns';
+    params.push(limit);
+    const set = opts['set'];
+    if (typeof set !== 'object' || set === null || Array.isArray(set)) return undefined;
+    let assigned = false;
+    for (const key of Object.keys(set)) {
+      const value = (set as Record<string, unknown>)[key];
+      if (value === undefined) continue;
+      const column = Object.hasOwn(info.columns, key) ? info.columns[key] : undefined;
+      if (column === undefined) return undefined;
+      assigned = true;
+      shape += shapePart(columnName(column));
+      if (value === null) shape += 'n';
+      else if (value instanceof SQLClass) {
+        shape += 's';
+        add(value);
+      } else if (typeof value === 'object' && is(value, SQLClass)) return undefined;
+      else {
+        shape += 'v';
+        params.push(column.mapToDriverValue(value));
+      }
+    }
+    return assigned ? { shape, params } : undefined;
+  };
   return {
     async row(table, query) {
       const info = tableInfo(table);
@@ -174,9 +252,14 @@ export function drizzleRowLocks(executorOf: () => Executor, dbOrTx: unknown): Dr
       const info = tableInfo(table);
       const opts = checkOptionNames(query, CLAIM_OPTIONS, 'query');
       const { strength = 'update' } = opts;
+      const executor = claimExecutor(info, executorOf());
+      // A claim that updates, of a shape seen before, runs its remembered statement.
+      const call = opts['set'] === undefined ? undefined : claimCall(info, opts, strength);
+      const statement = call === undefined ? undefined : claimStatement(call);
+      if (statement !== undefined) return decodeRows(info, await runClaimStatement<Row>(executor, statement, call!.params)) as never;
       const base = spec(info, opts, 'limit');
       const set = opts['set'] === undefined ? undefined : setItems(info, opts['set'], render, columnName);
-      const rows = await claimRows<Row>(executorOf(), { ...base, limit: base.limit ?? 1 }, strength, set);
+      const rows = await claimRows<Row>(executor, { ...base, limit: base.limit ?? 1 }, strength, set, call);
       return decodeRows(info, rows) as never;
     },
     async model(tables, options) {
@@ -188,6 +271,48 @@ export function drizzleRowLocks(executorOf: () => Executor, dbOrTx: unknown): Dr
       await lockTables(executorOf(), plan);
     },
   };
+}
+
+// Drizzle's column types whose values node-postgres reads the same way on its own as through a
+// Drizzle session, once the columns of READ_AS_TEXT are read as text. Not customType: its SQL
+// type may be a domain over a date type, which the server describes as the date type itself.
+const BUILT_IN_TYPES = new Set([
+  'PgBigInt53', 'PgBigInt64', 'PgBigSerial53', 'PgBigSerial64', 'PgBoolean', 'PgChar', 'PgCidr', 'PgDate', 'PgDateString',
+  'PgDoublePrecision', 'PgEnumObjectColumn', 'PgEnumColumn', 'PgInet', 'PgInteger', 'PgInterval', 'PgJson', 'PgJsonb', 'PgLine',
+  'PgLineABC', 'PgMacaddr', 'PgMacaddr8', 'PgNumeric', 'PgNumericNumber', 'PgNumericBigInt', 'PgPointTuple', 'PgPointObject',
+  'PgReal', 'PgSerial', 'PgSmallInt', 'PgSmallSerial', 'PgText', 'PgTime', 'PgTimestamp', 'PgTimestampString', 'PgUUID',
+  'PgVarchar', 'PgGeometry', 'PgGeometryObject', 'PgBinaryVector', 'PgHalfVector', 'PgSparseVector', 'PgVector',
+]);
+
+// A Drizzle session on node-postgres hands these types' values on as the server's text (its
+// query config overrides node-postgres's parsers for timestamp, timestamptz, date, interval and
+// their arrays, and numeric arrays); postgres.js, as Drizzle sets it up, does too. ormlock's
+// statements read these columns `::text`, which gives that same text on every path, including
+// its claims straight on a node-postgres pool (directPoolQuery).
+const READ_AS_TEXT = new Set(['PgTimestamp', 'PgTimestampString', 'PgDate', 'PgDateString', 'PgInterval']);
+const ARRAY_READ_AS_TEXT = new Set([...READ_AS_TEXT, 'PgNumeric', 'PgNumericNumber', 'PgNumericBigInt']);
+
+/** The element column of an array column (of an array of arrays …), or the column itself. */
+function innermost(column: Column): Column {
+  let inner = column;
+  while (inner.columnType === 'PgArray' && (inner as unknown as { baseColumn?: Column }).baseColumn !== undefined) inner = (inner as unknown as { baseColumn: Column }).baseColumn;
+  return inner;
+}
+
+function readAsText(column: Column): boolean {
+  const inner = innermost(column);
+  return inner === column ? READ_AS_TEXT.has(column.columnType) : ARRAY_READ_AS_TEXT.has(inner.columnType);
+}
+
+// Numbers for objects in claim shapes (a table's info, a dialect). A number is never given twice,
+// so a remembered shape can name no other object than the one it was made for.
+const instanceNumbers = new WeakMap<object, number>();
+let lastInstanceNumber = 0;
+
+function instanceNumber(object: object): number {
+  let known = instanceNumbers.get(object);
+  if (known === undefined) instanceNumbers.set(object, (known = ++lastInstanceNumber));
+  return known;
 }
 
 function isColumn(value: unknown): value is PgColumn {

@@ -8,13 +8,17 @@ import {
   type RowLockStrength,
   type SetItem,
   type TableRef,
+  type ClaimCall,
   checkOptionNames,
+  claimStatement,
   claimRows,
   countOption,
   isOneRowClaim,
   lockRows,
   planRowWait,
   qualifiedTable,
+  runClaimStatement,
+  shapePart,
 } from '../core/row-lock.js';
 import { SqlBuilder, type SqlFragment } from '../core/sql-fragment.js';
 import { quoteIdent } from '../core/sql.js';
@@ -158,15 +162,31 @@ export function pgRowLocks(executorOf: () => Executor): PgRowLocks {
       const opts = checkOptionNames(query, CLAIM_OPTIONS, 'query');
       const { strength = 'update' } = opts;
       const limit = countOption(opts['limit'], 'query.limit') ?? 1;
+      const executor = executorOf();
+      // A claim that updates, of a shape seen before, runs its remembered statement.
+      const call = opts['set'] === undefined ? undefined : claimCall(ref, opts, limit, strength);
+      const knownKey = call !== undefined && isOneRowClaim(limit) ? keys.known(ref) : null;
+      if (call !== undefined && knownKey !== undefined) {
+        const shaped = withKey(call, knownKey);
+        const statement = claimStatement(shaped);
+        if (statement !== undefined) {
+          try {
+            return await runClaimStatement<R>(executor, statement, shaped.params);
+          } catch (error) {
+            if (knownKey !== null) keys.forget(ref);
+            throw error;
+          }
+        }
+      }
       const set = setItems(opts['set']);
       const where = whereFragment(opts['where']);
       const orderBy = orderTerms(opts['orderBy']);
-      const executor = executorOf();
       // Only a claim that updates uses the key (see buildClaimUpdate).
       const known = isOneRowClaim(limit) && set !== undefined && set.length > 0 ? keys.of(executor, ref) : undefined;
       const key = known instanceof Promise ? await known : known;
+      const shaped = call === undefined ? undefined : withKey(call, key ?? null);
       try {
-        return await claimRows<R>(executor, { table: ref, columns: [], where, orderBy, limit, key }, strength, set);
+        return await claimRows<R>(executor, { table: ref, columns: [], where, orderBy, limit, key }, strength, set, shaped);
       } catch (error) {
         if (key !== undefined) keys.forget(ref);
         throw error;
@@ -177,6 +197,71 @@ export function pgRowLocks(executorOf: () => Executor): PgRowLocks {
       await lockTables(executorOf(), planTableLock(list.map((table) => tableRef(table, 'tables')), options));
     },
   };
+}
+
+/** A claim's shape with the key it matches its row by (or none). */
+function withKey(call: ClaimCall, key: string | null): ClaimCall {
+  return { shape: `${call.shape}k${key === null ? '-' : shapePart(key)}`, params: call.params };
+}
+
+/**
+ * A claim that updates as its shape and values (see {@link ClaimCall}), in the order the built
+ * statement binds them: the `where` values, the limit, the `set` values. Undefined for a call it
+ * does not describe (anything but plain objects of values, a direction other than `'asc'` or
+ * `'desc'`, nothing to set): the full path then validates and builds it.
+ */
+function claimCall(ref: TableRef, opts: Record<string, unknown>, limit: number, strength: unknown): ClaimCall | undefined {
+  if (strength !== 'update' && strength !== 'noKeyUpdate') return undefined;
+  const params: unknown[] = [];
+  let shape = `pg${ref.schema ? shapePart(ref.schema) : '-'}${shapePart(ref.name)}${strength === 'update' ? 'U' : 'N'}w`;
+  const where = opts['where'];
+  if (where !== undefined) {
+    if (!isPlainObject(where)) return undefined;
+    for (const column in where) {
+      const value = where[column];
+      if (value === undefined) continue;
+      if (value === null) shape += `${shapePart(column)}n`;
+      else {
+        shape += `${shapePart(column)}${Array.isArray(value) ? 'a' : 'v'}`;
+        params.push(value);
+      }
+    }
+  }
+  shape += 'o';
+  const orderBy = opts['orderBy'];
+  if (orderBy !== undefined) {
+    for (const item of Array.isArray(orderBy) ? orderBy : [orderBy]) {
+      if (!isPlainObject(item)) return undefined;
+      for (const column in item) {
+        const direction = item[column];
+        if (direction !== 'asc' && direction !== 'desc' && direction !== undefined) return undefined;
+        shape += `${shapePart(column)}${direction === 'desc' ? 'd' : 'a'}`;
+      }
+    }
+  }
+  shape += isOneRowClaim(limit) ? 'l1s' : 'lns';
+  params.push(limit);
+  const set = opts['set'];
+  if (!isPlainObject(set)) return undefined;
+  let assigned = false;
+  for (const column in set) {
+    const value = set[column];
+    if (value === undefined) continue;
+    assigned = true;
+    if (value === null) shape += `${shapePart(column)}n`;
+    else {
+      shape += `${shapePart(column)}v`;
+      params.push(value);
+    }
+  }
+  return assigned ? { shape, params } : undefined;
+}
+
+/** An object literal (or one without a prototype): its `for … in` keys are its own, in order. */
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (typeof value !== 'object' || value === null) return false;
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
 }
 
 /**
@@ -219,6 +304,12 @@ class PrimaryKeys {
     );
     this.#known.set(name, reading);
     return reading;
+  }
+
+  /** The key (`null`: none) once read; undefined while it is not known yet. */
+  known(table: TableRef): string | null | undefined {
+    const known = this.#known.get(qualifiedTable(table));
+    return known instanceof Promise ? undefined : known;
   }
 
   forget(table: TableRef): void {

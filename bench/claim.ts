@@ -13,7 +13,7 @@ import { drizzle } from 'drizzle-orm/node-postgres';
 import pg from 'pg';
 import { jobs } from '../drizzle/schema.js';
 import { PrismaClient } from '../prisma/generated/client.js';
-import { type ClientOp, type ConcurrentFigures, compare, compareConcurrent, pairedShare } from './stats.js';
+import { type ClientOp, compare, compareConcurrent, pairedShare } from './stats.js';
 import type { BenchContext, BenchRow } from './types.js';
 import { drizzleLayer, pgLayer, prismaLayer } from './ormlock.js';
 
@@ -103,7 +103,8 @@ export async function benchClaim(ctx: BenchContext): Promise<BenchRow[]> {
       const floor = figures['raw pg']!;
       for (const [driver, figure] of Object.entries(figures)) {
         const total = figure.opsPerSec / floor.opsPerSec;
-        const share = figure.roundOpsPerSec === undefined ? total : pairedShare(figure as ConcurrentFigures, floor as ConcurrentFigures);
+        const rounds = figure.roundOpsPerSec;
+        const share = rounds === undefined ? total : pairedShare(rounds, floor.roundOpsPerSec!);
         rows.push({
           case: CASE,
           driver,
@@ -118,9 +119,9 @@ export async function benchClaim(ctx: BenchContext): Promise<BenchRow[]> {
                 ratio: figure.medianMs / floor.medianMs,
                 share,
                 note:
-                  figure.roundOpsPerSec === undefined
+                  rounds === undefined
                     ? `${share.toFixed(2)}× raw pg throughput`
-                    : `${share.toFixed(2)}× raw pg throughput (median of ${figure.roundOpsPerSec.length} rounds each beside raw pg's; all rounds together ${total.toFixed(2)}×)`,
+                    : `${share.toFixed(2)}× raw pg throughput (median of ${rounds.length} rounds each beside raw pg's; all rounds together ${total.toFixed(2)}×)`,
               }),
         });
       }

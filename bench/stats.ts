@@ -123,12 +123,13 @@ export interface ConcurrentFigures {
 
 /**
  * A case's throughput against a floor's as the median, over rounds, of the two throughputs of
- * the same round. A stall of the server (a checkpoint, autovacuum on the queue, another process
- * on the two cores) falls on the one case whose round it hit, and moves the ratio of the totals
- * by a few per cent; the median of the rounds' ratios is not moved by a few such rounds.
+ * the same round (each {@link ConcurrentFigures.roundOpsPerSec}). A stall of the server (a
+ * checkpoint, autovacuum on the queue, another process on the two cores) falls on the one case
+ * whose round it hit, and moves the ratio of the totals by a few per cent; the median of the
+ * rounds' ratios is not moved by a few such rounds.
  */
-export function pairedShare(figures: ConcurrentFigures, floor: ConcurrentFigures): number {
-  const ratios = figures.roundOpsPerSec.map((opsPerSec, round) => opsPerSec / floor.roundOpsPerSec[round]!).sort((a, b) => a - b);
+export function pairedShare(rounds: readonly number[], floorRounds: readonly number[]): number {
+  const ratios = rounds.map((opsPerSec, round) => opsPerSec / floorRounds[round]!).sort((a, b) => a - b);
   const middle = ratios.length >> 1;
   return ratios.length % 2 === 1 ? ratios[middle]! : (ratios[middle - 1]! + ratios[middle]!) / 2;
 }

@@ -256,7 +256,7 @@ export function drizzleRowLocks(executorOf: () => Executor, dbOrTx: unknown): Dr
       // A claim that updates, of a shape seen before, runs its remembered statement.
       const call = opts['set'] === undefined ? undefined : claimCall(info, opts, strength);
       const statement = call === undefined ? undefined : claimStatement(call);
-      if (statement !== undefined) return decodeRows(info, await runClaimStatement<Row>(executor, statement, call!.params)) as never;
+      if (call !== undefined && statement !== undefined) return decodeRows(info, await runClaimStatement<Row>(executor, statement, call.params)) as never;
       const base = spec(info, opts, 'limit');
       const set = opts['set'] === undefined ? undefined : setItems(info, opts['set'], render, columnName);
       const rows = await claimRows<Row>(executor, { ...base, limit: base.limit ?? 1 }, strength, set, call);

@@ -163,29 +163,28 @@ export function pgRowLocks(executorOf: () => Executor): PgRowLocks {
       const { strength = 'update' } = opts;
       const limit = countOption(opts['limit'], 'query.limit') ?? 1;
       const executor = executorOf();
-      // A claim that updates, of a shape seen before, runs its remembered statement.
       const call = opts['set'] === undefined ? undefined : claimCall(ref, opts, limit, strength);
-      const knownKey = call !== undefined && isOneRowClaim(limit) ? keys.known(ref) : null;
-      if (call !== undefined && knownKey !== undefined) {
-        const shaped = withKey(call, knownKey);
-        const statement = claimStatement(shaped);
-        if (statement !== undefined) {
-          try {
+      // The primary key the statement matched its row by: forgotten when the claim fails (the
+      // table may have changed), so the next claim reads it again.
+      let key: string | undefined;
+      try {
+        // A claim that updates, of a shape seen before, runs its remembered statement.
+        const knownKey = call !== undefined && isOneRowClaim(limit) ? keys.known(ref) : null;
+        if (call !== undefined && knownKey !== undefined) {
+          const shaped = withKey(call, knownKey);
+          const statement = claimStatement(shaped);
+          if (statement !== undefined) {
+            key = knownKey ?? undefined;
             return await runClaimStatement<R>(executor, statement, shaped.params);
-          } catch (error) {
-            if (knownKey !== null) keys.forget(ref);
-            throw error;
           }
         }
-      }
-      const set = setItems(opts['set']);
-      const where = whereFragment(opts['where']);
-      const orderBy = orderTerms(opts['orderBy']);
-      // Only a claim that updates uses the key (see buildClaimUpdate).
-      const known = isOneRowClaim(limit) && set !== undefined && set.length > 0 ? keys.of(executor, ref) : undefined;
-      const key = known instanceof Promise ? await known : known;
-      const shaped = call === undefined ? undefined : withKey(call, key ?? null);
-      try {
+        const set = setItems(opts['set']);
+        const where = whereFragment(opts['where']);
+        const orderBy = orderTerms(opts['orderBy']);
+        // Only a claim that updates uses the key (see buildClaimUpdate).
+        const known = isOneRowClaim(limit) && set !== undefined && set.length > 0 ? keys.of(executor, ref) : undefined;
+        key = known instanceof Promise ? await known : known;
+        const shaped = call === undefined ? undefined : withKey(call, key ?? null);
         return await claimRows<R>(executor, { table: ref, columns: [], where, orderBy, limit, key }, strength, set, shaped);
       } catch (error) {
         if (key !== undefined) keys.forget(ref);

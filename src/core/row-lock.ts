@@ -192,6 +192,13 @@ export function checkOptionNames(options: unknown, allowed: readonly string[], a
   return options as Record<string, unknown>;
 }
 
+/** An object literal (or one without a prototype): its `for … in` keys are its own, in order. */
+export function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (typeof value !== 'object' || value === null) return false;
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
 /** Validates a row count (`take`, `limit`, `skip`, `offset`): a whole number ≥ 0. */
 export function countOption(value: unknown, argument: string): number | undefined {
   if (value === undefined) return undefined;

@@ -1,5 +1,6 @@
 import type { SQL } from 'drizzle-orm';
-import type { Executor, SideChannel } from '../core/executor.js';
+import type { Executor, Row, SideChannel } from '../core/executor.js';
+import { poolSideChannel } from '../pg/pg-executor.js';
 import { isPool } from '../pg/pg-like.js';
 import { toDrizzleSql } from './to-drizzle-sql.js';
 
@@ -62,9 +63,10 @@ export function directPoolQuery(target: unknown): SideChannel['query'] | undefin
   const pool = session.client;
   if (!isPool(pool) || (pool as { options?: { types?: unknown } }).options?.types !== undefined) return undefined;
   const logger = session.logger;
-  return async <T>(text: string, params: readonly unknown[] = []) => {
+  const query = poolSideChannel(pool).query;
+  return <T extends Row>(text: string, params: readonly unknown[] = []) => {
     logger?.logQuery(text, params as unknown[]);
-    return (await pool.query(text, params as unknown[])).rows as T[];
+    return query<T>(text, params);
   };
 }
 

@@ -14,6 +14,7 @@ import {
   claimRows,
   countOption,
   isOneRowClaim,
+  isPlainObject,
   lockRows,
   planRowWait,
   qualifiedTable,
@@ -254,13 +255,6 @@ function claimCall(ref: TableRef, opts: Record<string, unknown>, limit: number, 
     }
   }
   return assigned ? { shape, params } : undefined;
-}
-
-/** An object literal (or one without a prototype): its `for … in` keys are its own, in order. */
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  if (typeof value !== 'object' || value === null) return false;
-  const proto = Object.getPrototypeOf(value);
-  return proto === Object.prototype || proto === null;
 }
 
 /**

@@ -1,6 +1,6 @@
 import { describe } from '../core/duration.js';
 import { InvalidLockArgumentError } from '../core/errors.js';
-import { type OrderTerm, type SetItem, qualifiedTable } from '../core/row-lock.js';
+import { type OrderTerm, type SetItem, isPlainObject, qualifiedTable } from '../core/row-lock.js';
 import { type SqlFragment, SqlBuilder } from '../core/sql-fragment.js';
 import { quoteIdent } from '../core/sql.js';
 import type { PrismaModelInfo, PrismaRelationField, PrismaScalarField } from './prisma-model.js';
@@ -73,12 +73,6 @@ type Condition = string | typeof EMPTY;
 
 const TRUE = '1=1';
 const FALSE = '1=0';
-
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) return false;
-  const proto = Object.getPrototypeOf(value);
-  return proto === Object.prototype || proto === null;
-}
 
 function and(parts: Condition[]): Condition {
   const kept = parts.filter((part): part is string => part !== EMPTY);

@@ -18,6 +18,8 @@ import {
   runClaimStatement,
   shapePart,
   countOption,
+  isOneRowClaim,
+  isPlainObject,
   lockRows,
   planRowWait,
 } from '../core/row-lock.js';
@@ -207,22 +209,19 @@ export function drizzleRowLocks(executorOf: () => Executor, dbOrTx: unknown): Dr
     if (orderBy !== undefined) {
       for (const item of Array.isArray(orderBy) ? orderBy : [orderBy]) {
         if (isColumn(item)) shape += `c${shapePart(columnName(item))}`;
-        else if (item instanceof SQLClass.Aliased) {
+        else {
           shape += 'f';
-          if (!add(item.sql)) return undefined;
-        } else {
-          shape += 'f';
-          if (!add(item)) return undefined;
+          if (!add(item instanceof SQLClass.Aliased ? item.sql : item)) return undefined;
         }
       }
     }
-    shape += limit <= 1 ? 'l1s' : 'lns';
+    shape += isOneRowClaim(limit) ? 'l1s' : 'lns';
     params.push(limit);
     const set = opts['set'];
-    if (typeof set !== 'object' || set === null || Array.isArray(set)) return undefined;
+    if (!isPlainObject(set)) return undefined;
     let assigned = false;
     for (const key of Object.keys(set)) {
-      const value = (set as Record<string, unknown>)[key];
+      const value = set[key];
       if (value === undefined) continue;
       const column = Object.hasOwn(info.columns, key) ? info.columns[key] : undefined;
       if (column === undefined) return undefined;
